@@ -1,0 +1,3 @@
+from agentcard_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The ``agentcard-mcp`` command line: argument parsing only; the work lives in the modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from . import __version__
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _cents(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive integer number of cents (e.g. 1500 for $15.00)"
+        )
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentcard-mcp",
+        description="Prepaid spending cards for LLM agents, under the operator's limits. "
+        "State lives in AGENTCARD_HOME (default ~/.agentcard-mcp).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run or use the embedded AgentCard sandbox issuer (test mode, no real money)",
+        description="The embedded AgentCard v1 sandbox issuer (test mode, no real money).",
+    )
+    actions = sandbox.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    serve = actions.add_parser(
+        "serve",
+        help="serve the sandbox API over HTTP",
+        description="Serve the AgentCard v1 sandbox API over HTTP. On first start it creates an "
+        "owner, a starter agent and a test API key, and writes the key to a 0600 file next to "
+        "the database (sandbox.db -> sandbox.key).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8787, help="port (default 8787; 0 picks one)")
+    serve.add_argument("--db", type=Path, help="database file (default AGENTCARD_HOME/sandbox.db)")
+
+    swipe = actions.add_parser(
+        "swipe",
+        help="play a merchant: send one test authorization to a card",
+        description="Play a merchant: ask the sandbox to authorize AMOUNT_CENTS on CARD_ID. "
+        "Works on the database directly (safe while a server runs) or, with --url, through a "
+        "running sandbox server.",
+    )
+    swipe.add_argument("card_id", metavar="CARD_ID")
+    swipe.add_argument("amount_cents", metavar="AMOUNT_CENTS", type=_cents,
+                       help="integer USD cents, e.g. 1500 for $15.00")  # fmt: skip
+    swipe.add_argument("--merchant", required=True, help='merchant name, e.g. "Delta Airlines"')
+    swipe.add_argument("--mcc", required=True, help="merchant category tag, e.g. travel, saas")
+    swipe.add_argument("--currency", default="usd", help="ISO currency code (default usd)")
+    swipe.add_argument("--db", type=Path, help="database file (default AGENTCARD_HOME/sandbox.db)")
+    swipe.add_argument("--url", help="a running sandbox server, e.g. http://127.0.0.1:8787")
+    swipe.add_argument("--json", action="store_true", help="print the full JSON response")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "sandbox":
+        return _sandbox(args)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import runner
+
+    settings = Settings()
+    db: Path = args.db or settings.ensure_home() / "sandbox.db"
+    if args.action == "serve":
+        runner.serve(db, args.host, args.port)
+        return 0
+    status, payload = anyio.run(
+        runner.swipe, db, args.card_id, args.amount_cents, args.merchant, args.mcc,
+        args.currency, args.url,
+    )  # fmt: skip
+    if args.json:
+        runner.print_json(payload)
+    else:
+        line = runner.describe(status, payload, args.amount_cents, args.merchant)
+        print(line, file=sys.stdout if status == 200 else sys.stderr)
+    return 0 if status == 200 else 1

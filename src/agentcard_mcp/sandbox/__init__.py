@@ -1,0 +1,13 @@
+"""The embedded sandbox issuer: AgentCard's v1 API on SQLite, for tests and first use.
+
+store = Store(path)
+credentials = provision(store, path)      # first start: owner, starter agent, test key
+app = create_app(store)                   # serve with uvicorn, or embed:
+httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sandbox")
+"""
+
+from .app import create_app
+from .provision import Credentials, key_file_for, provision
+from .store import Store
+
+__all__ = ["Credentials", "Store", "create_app", "key_file_for", "provision"]
