@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import FakeClock, Sandbox, open_sandbox
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["inprocess", "http"])
+async def sandbox(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Sandbox]:
+    """The sandbox reached in process (ASGITransport) and over real HTTP (uvicorn, 127.0.0.1)."""
+    async with open_sandbox(tmp_path / "sandbox.db", request.param, clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def inprocess(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Sandbox]:
+    """The sandbox in process only, for tests that are about logic rather than transport."""
+    async with open_sandbox(tmp_path / "sandbox.db", "inprocess", clock) as running:
+        yield running
