@@ -151,10 +151,15 @@ _LISTENING = re.compile(r"Uvicorn running on (http://\S+)")
 def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Iterator[Standalone]:
     """Starts the standalone sandbox on a free port and waits until it listens."""
     env = {**os.environ, "AGENTCARD_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "agentcard_mcp", "sandbox", "serve"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "agentcard_mcp", "sandbox", "serve", "--port", "0", "--db", str(db_path)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [*command, "--port", "0", "--db", str(db_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     found = threading.Event()
     url: list[str] = []
