@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import ApiError, invalid
 
@@ -106,6 +114,15 @@ class Swipe(_Body):
 
 class WebhookSet(_Body):
     url: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://\S+$")]
+
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        return value
 
 
 class OwnerPatch(_Body):

@@ -128,7 +128,7 @@ async def post_event(
     }
     try:
         response = await client.post(url, content=body, headers=headers, timeout=wait)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure to deliver is a failed attempt, never a crash
         return DeliveryResult(False, None, type(exc).__name__)
     return DeliveryResult(response.is_success, response.status_code, None)
 
@@ -163,8 +163,15 @@ class Dispatcher:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             while True:
-                for delivery in await self.store.transaction(self._claim):
-                    tg.start_soon(self._deliver, delivery)
+                try:
+                    # A cheap read first: most wakes (every write wakes us) find nothing to send.
+                    if await self.store.read(_anything_due):
+                        for delivery in await self.store.transaction(self._claim):
+                            tg.start_soon(self._deliver, delivery)
+                except Exception:
+                    # Delivery is best effort on top of a durable outbox: log and try again later
+                    # rather than take the API down with it.
+                    log.exception("webhook dispatcher: could not read the outbox")
                 with anyio.move_on_after(self.poll_interval):
                     await self._wake.wait()
                 self._wake = anyio.Event()
@@ -224,6 +231,16 @@ class Dispatcher:
     def _backoff(self, attempts: int) -> float:
         ceiling: float = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _anything_due(conn: sqlite3.Connection) -> bool:
+    now = time.time()
+    row = conn.execute(
+        "SELECT 1 FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL "
+        "AND next_attempt <= ? AND lease_until <= ? LIMIT 1",
+        (now, now),
+    ).fetchone()
+    return row is not None
 
 
 def _mark(conn: sqlite3.Connection, event_id: str, attempts: int, result: DeliveryResult) -> None:
