@@ -172,7 +172,8 @@ def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Itera
                 url.append(match.group(1))
                 found.set()
 
-    threading.Thread(target=drain, daemon=True).start()
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     try:
         if not found.wait(timeout):
             raise RuntimeError("standalone sandbox did not start:\n" + "".join(lines))
@@ -185,3 +186,6 @@ def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Itera
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        drainer.join(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()

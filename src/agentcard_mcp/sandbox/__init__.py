@@ -7,7 +7,14 @@ httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sandbox")
 """
 
 from .app import create_app
-from .provision import Credentials, key_file_for, provision
+from .provision import Credentials, key_file_for, provision, read_credentials
 from .store import Store
 
-__all__ = ["Credentials", "Store", "create_app", "key_file_for", "provision"]
+__all__ = [
+    "Credentials",
+    "Store",
+    "create_app",
+    "key_file_for",
+    "provision",
+    "read_credentials",
+]

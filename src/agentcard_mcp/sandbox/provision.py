@@ -18,7 +18,7 @@ from .clock import Clock, system_clock
 from .errors import ApiError
 from .store import Store
 
-__all__ = ["OPERATOR_EMAIL", "Credentials", "key_file_for", "provision"]
+__all__ = ["OPERATOR_EMAIL", "Credentials", "key_file_for", "provision", "read_credentials"]
 
 OPERATOR_EMAIL = "operator@sandbox.invalid"
 
@@ -40,7 +40,7 @@ def key_file_for(db_path: Path) -> Path:
 def provision(store: Store, db_path: Path, clock: Clock = system_clock) -> Credentials:
     """The operator's credentials, creating the owner, agent and key on first start."""
     key_file = key_file_for(db_path)
-    existing = _read(key_file)
+    existing = read_credentials(db_path)
     if existing is not None and store.read_sync(lambda c: _usable(c, existing)):
         return existing
     credentials = store.transaction_sync(lambda c: _create(c, clock))
@@ -48,7 +48,9 @@ def provision(store: Store, db_path: Path, clock: Clock = system_clock) -> Crede
     return credentials
 
 
-def _read(key_file: Path) -> Credentials | None:
+def read_credentials(db_path: Path) -> Credentials | None:
+    """The operator's credentials from the key file next to ``db_path``, if there is one."""
+    key_file = key_file_for(db_path)
     try:
         return Credentials(**json.loads(key_file.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):

@@ -164,10 +164,8 @@ class Dispatcher:
         async with anyio.create_task_group() as tg:
             while True:
                 try:
-                    # A cheap read first: most wakes (every write wakes us) find nothing to send.
-                    if await self.store.read(_anything_due):
-                        for delivery in await self.store.transaction(self._claim):
-                            tg.start_soon(self._deliver, delivery)
+                    for delivery in await self._claim_free():
+                        tg.start_soon(self._deliver, delivery)
                 except Exception:
                     # Delivery is best effort on top of a durable outbox: log and try again later
                     # rather than take the API down with it.
@@ -176,7 +174,15 @@ class Dispatcher:
                     await self._wake.wait()
                 self._wake = anyio.Event()
 
-    def _claim(self, conn: sqlite3.Connection) -> list[_Delivery]:
+    async def _claim_free(self) -> list[_Delivery]:
+        # Claim no more than can start now, so that no lease runs out while a delivery waits;
+        # and read before writing, since most wakes (every write wakes us) find nothing due.
+        free = int(self._concurrency.available_tokens)
+        if not free or not await self.store.read(_anything_due):
+            return []
+        return await self.store.transaction(lambda conn: self._claim(conn, free))
+
+    def _claim(self, conn: sqlite3.Connection, batch: int) -> list[_Delivery]:
         now = time.time()
         # The lease keeps a second dispatcher on the same file from sending the event too.
         lease = now + self.timeout + 30
@@ -184,8 +190,8 @@ class Dispatcher:
             "SELECT o.id, o.body, o.attempts, e.url, e.secret FROM webhook_outbox o "
             "LEFT JOIN webhook_endpoints e ON e.owner_id = o.owner_id "
             "WHERE o.delivered_at IS NULL AND o.failed_at IS NULL "
-            "AND o.next_attempt <= ? AND o.lease_until <= ? ORDER BY o.next_attempt LIMIT 64",
-            (now, now),
+            "AND o.next_attempt <= ? AND o.lease_until <= ? ORDER BY o.next_attempt LIMIT ?",
+            (now, now, batch),
         ).fetchall()
         claimed = []
         for row in rows:
