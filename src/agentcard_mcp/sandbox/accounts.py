@@ -255,6 +255,8 @@ def update_agent(
     conn: sqlite3.Connection, owner_id: str, agent_id: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
     agent_row(conn, owner_id, agent_id)
+    if "name" in fields and fields["name"] is None:
+        raise invalid("name", "'name' cannot be null; omit it to leave it unchanged.")
     for column in ("name", "description"):
         if column in fields:
             conn.execute(f"UPDATE agents SET {column} = ? WHERE id = ?", (fields[column], agent_id))  # noqa: S608

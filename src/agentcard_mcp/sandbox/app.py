@@ -11,8 +11,10 @@ suspending the owner, so that every one of the 12 decline reasons can really hap
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -162,7 +164,10 @@ def verify(c: Call) -> dict[str, Any] | ApiError:
 
 def _page_args(c: Call) -> dict[str, Any]:
     raw_limit = c.query.get("limit", str(ledger.DEFAULT_PAGE))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= ledger.MAX_PAGE:
+    if (
+        not (raw_limit.isascii() and raw_limit.isdigit())
+        or not 1 <= int(raw_limit) <= ledger.MAX_PAGE
+    ):
         raise invalid("limit", f"limit must be an integer from 1 to {ledger.MAX_PAGE}.")
     decision = c.query.get("decision")
     if decision not in (None, "approve", "decline"):
@@ -216,10 +221,16 @@ async def test_webhook(request: Request) -> Response:
                        "status_code": result.status_code, "error": result.error})  # fmt: skip
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~100 ms; do it once per process, not per app or test call.
+    return ssl.create_default_context()
+
+
 @asynccontextmanager
 async def _webhook_client(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=state.webhook_transport, follow_redirects=False
+        transport=state.webhook_transport, follow_redirects=False, verify=_tls_context()
     ) as client:
         yield client
 
@@ -284,6 +295,24 @@ ROUTES = [
 ]  # fmt: skip
 
 
+def _one_route_per_path(routes: list[Route]) -> list[Route]:
+    """Merges the table's per-method routes, so that a wrong method gets a 405 whose Allow
+    header lists every method of the path (Starlette stops at the first partial match)."""
+    tables: dict[str, dict[str, Callable[[Request], Any]]] = {}
+    for route in routes:
+        for method in route.methods or ():
+            tables.setdefault(route.path, {})[method] = route.endpoint
+    return [Route(path, _by_method(table), methods=list(table)) for path, table in tables.items()]
+
+
+def _by_method(table: dict[str, Callable[[Request], Any]]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        response: Response = await table[request.method](request)
+        return response
+
+    return endpoint
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return _json(exc.status, exc.body())
@@ -298,10 +327,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _json(
-        exc.status_code,
-        ApiError(exc.status_code, "invalid_request_error", code, str(exc.detail)).body(),
-    )
+    error = ApiError(exc.status_code, "invalid_request_error", code, str(exc.detail))
+    return _json(exc.status_code, error.body(), dict(exc.headers or {}))
 
 
 def create_app(
@@ -327,7 +354,7 @@ def create_app(
                 tg.cancel_scope.cancel()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=_one_route_per_path(ROUTES),
         lifespan=lifespan,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, 500: _server_error},
     )

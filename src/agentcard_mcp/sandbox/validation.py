@@ -45,11 +45,16 @@ LongText = Annotated[str, StringConstraints(max_length=2000)]
 Tag = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$"
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"(?i)^[a-z0-9_\-]+$",
     ),
 ]
+# (?i): pydantic checks the pattern before lowering, so "Travel" and "EUR" must match too.
 Currency = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z]{3}$")
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"(?i)^[a-z]{3}$")
 ]
 
 
