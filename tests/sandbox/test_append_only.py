@@ -157,14 +157,16 @@ async def test_an_ordinary_append_still_works_on_a_raw_connection(ledger_db: Pat
 
 async def test_the_store_connection_is_durable(inprocess: Sandbox) -> None:
     def pragmas(conn: sqlite3.Connection) -> tuple[Any, ...]:
-        assert conn is inprocess.store._conn
         return tuple(
             conn.execute(f"PRAGMA {name}").fetchone()[0]
-            for name in ("journal_mode", "synchronous", "foreign_keys")
+            for name in ("journal_mode", "synchronous", "foreign_keys", "recursive_triggers")
         )
 
-    # synchronous = 2 is FULL: every commit is on disk before the response goes out.
-    assert await inprocess.store.read(pragmas) == ("wal", 2, 1)
+    # synchronous = 2 is FULL: every commit is on disk before the response goes out. Both the
+    # event-loop path (read) and the worker-thread path (read_sync) use durable connections.
+    assert await inprocess.store.read(pragmas) == ("wal", 2, 1, 1)
+    assert inprocess.store.read_sync(pragmas) == ("wal", 2, 1, 1)
+    assert await inprocess.store.transaction(pragmas) == ("wal", 2, 1, 1)
     # WAL is a property of the file: any other connection sees it too.
     with raw(inprocess.db_path, recursive=False) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

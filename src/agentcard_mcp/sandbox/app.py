@@ -99,8 +99,17 @@ def _endpoint(
                 None, "Idempotency-Key must be 1 to 255 characters.", "idempotency_key_invalid"
             )
         print_ = fingerprint(request.method, request.url.path, raw)
+        wake = False
 
         def run(conn: Any) -> tuple[StoredResponse | ApiError, bool]:
+            result, replayed = act(conn)
+            # Looked at here, inside the transaction, so that writes that queued no event
+            # (most swipes) cost the dispatcher nothing: no wake, no extra store call.
+            nonlocal wake
+            wake = write and not replayed and webhooks.anything_due(conn)
+            return result, replayed
+
+        def act(conn: Any) -> tuple[StoredResponse | ApiError, bool]:
             owner_id = (
                 accounts.authenticate(conn, request.headers.get("authorization"))
                 if auth
@@ -127,7 +136,7 @@ def _endpoint(
         result, replayed = await (state.store.transaction(run) if write else state.store.read(run))
         if isinstance(result, ApiError):
             raise result
-        if write and state.dispatcher is not None:
+        if wake and state.dispatcher is not None:
             state.dispatcher.wake()
         return _json(
             result.status, result.body, {"Idempotent-Replayed": "true"} if replayed else None

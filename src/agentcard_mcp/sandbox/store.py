@@ -2,9 +2,10 @@
 
 Every write runs as a single ``BEGIN IMMEDIATE`` transaction, so the check and the write of an
 authorization cannot interleave with another writer — in this process or another one sharing
-the file (the ``sandbox swipe`` command, a second server). Calls run in a worker thread so that
-waiting for another process's lock never blocks the event loop, and one at a time (a lock around
-the one connection) so that this process never contends with itself.
+the file (the ``sandbox swipe`` command, a second server). Calls run one at a time (a lock) so
+that this process never contends with itself. A call that can start at once runs right on the
+event loop; one that would have to wait — for this process's lock or another process's write
+lock — waits in a worker thread, so that waiting never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     _create_private(path)
     conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+        str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
     )
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -53,44 +54,93 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class _Busy(Exception):
+    """The fast path could not start at once; the call goes to a worker thread instead."""
+
+
 class Store:
     """The sandbox database. Use ``transaction`` for writes and ``read`` for reads."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path)
         self._lock = threading.Lock()
+        self._conn = _connect(self.path, _BUSY_TIMEOUT_MS)
+        # Same file, but gives up at once when another process holds the write lock.
+        self._fast = _connect(self.path, 0)
         with self._lock:
             self._conn.executescript(_schema())
 
     def close(self) -> None:
+        self._fast.close()
         self._conn.close()
 
     def transaction_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside ``BEGIN IMMEDIATE``; commit if it returns, roll back if it raises."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+            return _run(self._conn, "BEGIN IMMEDIATE", fn)
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a read transaction, so it sees one consistent snapshot."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
+            return _run(self._conn, "BEGIN", fn)
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self.transaction_sync, fn)
+        try:
+            return self._inline("BEGIN IMMEDIATE", fn)
+        except _Busy:
+            return await anyio.to_thread.run_sync(self.transaction_sync, fn)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self.read_sync, fn)
+        try:
+            return self._inline("BEGIN", fn)
+        except _Busy:
+            return await anyio.to_thread.run_sync(self.read_sync, fn)
+
+    def _inline(self, begin: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs the call on the event loop when it can start without waiting.
+
+        A transaction here takes well under a millisecond (most of it the commit's fsync), less
+        than the two thread hand-offs a worker thread would cost. Whenever it would have to
+        wait — this process's lock is held, or another process holds the database's write lock
+        — it raises ``_Busy`` (for a write, always before ``fn`` runs) and the caller waits in a
+        worker thread instead."""
+        if not self._lock.acquire(blocking=False):
+            raise _Busy
+        try:
+            try:
+                self._fast.execute(begin)
+            except sqlite3.OperationalError as exc:
+                _raise_busy_if_locked(exc)
+                raise
+            if begin != "BEGIN":
+                return _finish(self._fast, fn)
+            try:
+                return _finish(self._fast, fn)
+            except sqlite3.OperationalError as exc:
+                # A reader can meet a lock mid-way in WAL mode (rarely); it changed nothing,
+                # so it may simply run again where waiting is allowed.
+                _raise_busy_if_locked(exc)
+                raise
+        finally:
+            self._lock.release()
+
+
+def _raise_busy_if_locked(exc: sqlite3.OperationalError) -> None:
+    if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        raise _Busy from exc
+
+
+def _run(conn: sqlite3.Connection, begin: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute(begin)
+    return _finish(conn, fn)
+
+
+def _finish(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs ``fn`` in the open transaction: commit if it returns, roll back if it raises."""
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result

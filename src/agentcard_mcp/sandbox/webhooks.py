@@ -38,6 +38,7 @@ __all__ = [
     "EVENT_ID_HEADER",
     "SIGNATURE_HEADER",
     "Dispatcher",
+    "anything_due",
     "enqueue",
     "event_body",
     "get_endpoint",
@@ -178,7 +179,7 @@ class Dispatcher:
         # Claim no more than can start now, so that no lease runs out while a delivery waits;
         # and read before writing, since most wakes (every write wakes us) find nothing due.
         free = int(self._concurrency.available_tokens)
-        if not free or not await self.store.read(_anything_due):
+        if not free or not await self.store.read(anything_due):
             return []
         return await self.store.transaction(lambda conn: self._claim(conn, free))
 
@@ -239,7 +240,8 @@ class Dispatcher:
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
 
-def _anything_due(conn: sqlite3.Connection) -> bool:
+def anything_due(conn: sqlite3.Connection) -> bool:
+    """Whether an event is waiting for delivery now (cheap: a partial index)."""
     now = time.time()
     row = conn.execute(
         "SELECT 1 FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL "
