@@ -231,9 +231,9 @@ async def decide_with(sb: Sandbox, reasons: list[Reason]) -> tuple[JSON, JSON]:
 
 @pytest.mark.parametrize("reason", list(Reason))
 async def test_every_reason_is_reachable_and_a_decline_is_logged_without_spending(
-    inprocess: Sandbox, reason: Reason
+    sandbox: Sandbox, reason: Reason
 ) -> None:
-    _, outcome = await decide_with(inprocess, [reason])
+    _, outcome = await decide_with(sandbox, [reason])
     assert outcome["reason"] == reason.value
 
 
