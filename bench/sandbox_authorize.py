@@ -34,7 +34,6 @@ import os
 import platform
 import pstats
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -59,6 +58,7 @@ if str(REPO) not in sys.path:  # so that ``python bench/sandbox_authorize.py`` f
 
 from tests.support import (  # noqa: E402
     FakeClock,
+    listening_process,
     open_sandbox,
     serve_in_thread,
     standalone_server,
@@ -104,40 +104,9 @@ def _serve_floor() -> None:
 @contextlib.contextmanager
 def floor_process(timeout: float = 30.0) -> Iterator[tuple[str, int]]:
     """Starts ``_serve_floor`` in a child process; yields its base URL and process id."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve-floor"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    found = threading.Event()
-    url: list[str] = []
-    lines: list[str] = []
-
-    def drain() -> None:  # keeps reading, as standalone_server does, so the pipe never fills
-        assert process.stderr is not None
-        for line in process.stderr:
-            if not found.is_set():
-                lines.append(line)
-                if "Uvicorn running on " in line:
-                    url.append(line.split("Uvicorn running on ", 1)[1].split()[0])
-                    found.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        if not found.wait(timeout):
-            raise RuntimeError("floor server did not start:\n" + "".join(lines))
-        yield url[0], process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-floor"]
+    with listening_process(command, env=dict(os.environ), timeout=timeout) as served:
+        yield served.base_url, served.process.pid
 
 
 # --- measuring ------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ from agentcard_mcp.sandbox import Credentials, Store, create_app, provision
 __all__ = [
     "FakeClock",
     "Sandbox",
+    "ServedProcess",
     "Standalone",
+    "listening_process",
     "open_sandbox",
     "serve_in_thread",
     "standalone_server",
@@ -137,54 +139,55 @@ async def open_sandbox(
 
 
 @dataclass
-class Standalone:
-    """``agentcard-mcp sandbox serve`` running as its own OS process."""
+class ServedProcess:
+    """A server running as its own OS process; its output is collected as it comes and is
+    complete once the ``with`` block has exited."""
 
     process: subprocess.Popen[str]
     base_url: str
+    stdout: list[str]
     stderr: list[str]
-    db_path: Path
-
-    def api_key(self) -> str:
-        import json
-
-        return str(json.loads(self.db_path.with_suffix(".key").read_text())["api_key"])
 
 
 _LISTENING = re.compile(r"Uvicorn running on (http://\S+)")
 
 
 @contextmanager
-def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Iterator[Standalone]:
-    """Starts the standalone sandbox on a free port and waits until it listens."""
-    env = {**os.environ, "AGENTCARD_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "agentcard_mcp", "sandbox", "serve"]
+def listening_process(
+    command: list[str], *, env: dict[str, str], cwd: Path | None = None, timeout: float = 30.0
+) -> Iterator[ServedProcess]:
+    """Runs a uvicorn-based server ``command`` and waits until it says where it listens."""
     process = subprocess.Popen(
-        [*command, "--port", "0", "--db", str(db_path)],
+        command,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=cwd,
     )
-    lines: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
+    served = ServedProcess(process, "", [], [])
+    listening = threading.Event()
 
-    def drain() -> None:
+    def drain_stderr() -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            lines.append(line)
-            if not found.is_set() and (match := _LISTENING.search(line)):
-                url.append(match.group(1))
-                found.set()
+            served.stderr.append(line)
+            if not listening.is_set() and (match := _LISTENING.search(line)):
+                served.base_url = match.group(1)
+                listening.set()
 
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
+    def drain_stdout() -> None:  # uvicorn's access log; read so that the pipe never fills
+        assert process.stdout is not None
+        served.stdout.extend(process.stdout)
+
+    drainers = [threading.Thread(target=f, daemon=True) for f in (drain_stderr, drain_stdout)]
+    for drainer in drainers:
+        drainer.start()
     try:
-        if not found.wait(timeout):
-            raise RuntimeError("standalone sandbox did not start:\n" + "".join(lines))
-        yield Standalone(process, url[0], lines, db_path)
+        if not listening.wait(timeout):
+            raise RuntimeError(f"{command} did not start:\n" + "".join(served.stderr))
+        yield served
     finally:
         if process.poll() is None:
             process.terminate()
@@ -193,6 +196,31 @@ def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Itera
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        drainer.join(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+        for drainer in drainers:
+            drainer.join(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@dataclass
+class Standalone(ServedProcess):
+    """``agentcard-mcp sandbox serve`` running as its own OS process."""
+
+    db_path: Path = Path()
+
+    def api_key(self) -> str:
+        import json
+
+        return str(json.loads(self.db_path.with_suffix(".key").read_text())["api_key"])
+
+
+@contextmanager
+def standalone_server(db_path: Path, home: Path, timeout: float = 30.0) -> Iterator[Standalone]:
+    """Starts the standalone sandbox on a free port and waits until it listens."""
+    command = [sys.executable, "-m", "agentcard_mcp", "sandbox", "serve"]
+    env = {**os.environ, "AGENTCARD_HOME": str(home)}
+    with listening_process(
+        [*command, "--port", "0", "--db", str(db_path)], env=env, timeout=timeout
+    ) as served:
+        yield Standalone(served.process, served.base_url, served.stdout, served.stderr, db_path)

@@ -11,10 +11,8 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,12 @@ import httpx
 import pytest
 
 from agentcard_mcp.sandbox import Store, create_app, provision
+from tests.support import ServedProcess, listening_process
 
 pytestmark = pytest.mark.anyio
 
 SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
 MODULE = [sys.executable, "-m", "agentcard_mcp"]
-_LISTENING = re.compile(r"Uvicorn running on (http://\S+)")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -55,60 +53,12 @@ def err(result: subprocess.CompletedProcess[bytes]) -> str:
     return result.stderr.decode()
 
 
-@dataclass
-class Served:
-    url: str = ""
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-
 @contextmanager
-def serving(home: Path, cwd: Path) -> Iterator[Served]:
-    """``agentcard-mcp sandbox serve --port 0`` with the default database; all its output is
-    collected, and complete once the block exits."""
-    process = subprocess.Popen(
-        [str(SCRIPT), "sandbox", "serve", "--port", "0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(home),
-        cwd=cwd,
-    )
-    served = Served()
-    started = threading.Event()
-
-    def drain_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            served.stderr.append(line)
-            if not started.is_set() and (match := _LISTENING.search(line)):
-                served.url = match.group(1)
-                started.set()
-
-    def drain_stdout() -> None:
-        assert process.stdout is not None
-        served.stdout.extend(process.stdout)
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (drain_stderr, drain_stdout)]
-    for thread in threads:
-        thread.start()
-    try:
-        if not started.wait(30):
-            raise RuntimeError("sandbox serve did not start:\n" + "".join(served.stderr))
+def serving(home: Path, cwd: Path) -> Iterator[ServedProcess]:
+    """``agentcard-mcp sandbox serve --port 0`` (the console script) with the default database."""
+    command = [str(SCRIPT), "sandbox", "serve", "--port", "0"]
+    with listening_process(command, env=_env(home), cwd=cwd) as served:
         yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for thread in threads:
-            thread.join(timeout=10)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -197,7 +147,7 @@ async def test_serve_provisions_a_private_key_once_and_never_shows_it(tmp_path: 
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
         key = json.loads(key_file.read_text())["api_key"]
         assert re.fullmatch(r"ac_test_[a-z0-9]{32}", key), key
-        async with httpx.AsyncClient(base_url=first.url) as client:
+        async with httpx.AsyncClient(base_url=first.base_url) as client:
             assert (await client.get("/v1/usage", headers=bearer(key))).status_code == 200
             assert (await client.get("/v1/usage")).status_code == 401
             wrong = bearer("ac_test_" + "0" * 32)
@@ -214,7 +164,7 @@ async def test_serve_provisions_a_private_key_once_and_never_shows_it(tmp_path: 
     with serving(home, tmp_path) as second:
         assert json.loads(key_file.read_text())["api_key"] == key
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        async with httpx.AsyncClient(base_url=second.url) as client:
+        async with httpx.AsyncClient(base_url=second.base_url) as client:
             assert (await client.get("/v1/usage", headers=bearer(key))).status_code == 200
     assert key not in "".join(second.stderr) + "".join(second.stdout)
     assert str(key_file) in "".join(second.stderr)
@@ -310,7 +260,7 @@ async def test_swipe_through_a_running_server_with_url(tmp_path: Path) -> None:
     with serving(home, tmp_path) as server:
         credentials = json.loads(db.with_suffix(".key").read_text())
         key, agent_id = credentials["api_key"], credentials["agent_id"]
-        async with httpx.AsyncClient(base_url=server.url, headers=bearer(key)) as client:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=bearer(key)) as client:
             response = await client.post(
                 "/v1/cards", json={"agent_id": agent_id, "daily_limit_cents": 5000}
             )
@@ -319,7 +269,7 @@ async def test_swipe_through_a_running_server_with_url(tmp_path: Path) -> None:
 
             result = await run_cli(
                 "sandbox", "swipe", card, "1200", "--merchant", "Delta", "--mcc", "travel",
-                "--url", server.url, "--json", home=home, cwd=tmp_path, script=True,
+                "--url", server.base_url, "--json", home=home, cwd=tmp_path, script=True,
             )  # fmt: skip
             assert result.returncode == 0, err(result)
             outcome = json.loads(out(result))["agentcard_outcome"]
@@ -332,7 +282,7 @@ async def test_swipe_through_a_running_server_with_url(tmp_path: Path) -> None:
 
             text = await run_cli(
                 "sandbox", "swipe", card, "5000", "--merchant", "Delta", "--mcc", "travel",
-                "--url", server.url, home=home, cwd=tmp_path,
+                "--url", server.base_url, home=home, cwd=tmp_path,
             )  # fmt: skip
             assert text.returncode == 0, err(text)
             assert out(text).startswith("DECLINE")
