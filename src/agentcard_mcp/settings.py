@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from .errors import InvalidParams, NotSupported
+
+__all__ = ["LIVE_KEY_PREFIXES", "IssuerName", "Settings"]
+
+IssuerName = Literal["sandbox", "agentcard", "agentcard-sh", "clawdcards", "proxy"]
+
+# Keys that move real money; refused unless the operator opts in with AGENTCARD_LIVE=1.
+LIVE_KEY_PREFIXES = ("ac_live_", "ak_live_", "clw_live_", "lk_live_", "sk_live_", "rk_live_")
+
+DEFAULT_BASE_URLS = {"agentcard": "https://api.agentcard.so"}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTCARD_", env_file=".env", extra="ignore")
 
+    issuer: IssuerName = Field(
+        default="sandbox", description="Card issuer; the embedded sandbox by default."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="The issuer API key (remote issuers)."
+    )
+    base_url: str | None = Field(default=None, description="The issuer API's base URL.")
+    agent_id: str | None = Field(default=None, description="The issuer agent new cards belong to.")
+    policy_file: Path | None = Field(default=None, description="The operator's policy (TOML).")
     home: Path = Field(
         default_factory=lambda: Path.home() / ".agentcard-mcp",
         description="Where the sandbox database, its key file and other state live.",
     )
+    live: bool = Field(default=False, description="Allow live (real-money) issuer keys.")
 
     def ensure_home(self) -> Path:
         """The home directory, created private to this user if it does not exist yet."""
@@ -26,3 +46,27 @@ class Settings(BaseSettings):
     @property
     def sandbox_db(self) -> Path:
         return self.home / "sandbox.db"
+
+    def is_live_key(self) -> bool:
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        return key.startswith(LIVE_KEY_PREFIXES)
+
+    def check(self) -> None:
+        """Refuses configurations that must not start: a live key without AGENTCARD_LIVE=1, a
+        remote issuer without a key, an issuer this version cannot talk to yet."""
+        if self.issuer == "sandbox":
+            return
+        if self.issuer != "agentcard":
+            raise NotSupported(f"issuer {self.issuer!r} is not available in this version; "
+                               "use AGENTCARD_ISSUER=sandbox or agentcard.")  # fmt: skip
+        if self.api_key is None:
+            raise InvalidParams(
+                f"AGENTCARD_API_KEY is required for AGENTCARD_ISSUER={self.issuer}."
+            )
+        if self.is_live_key() and not self.live:
+            raise InvalidParams(
+                "AGENTCARD_API_KEY is a live key (real money); set AGENTCARD_LIVE=1 to use it."
+            )
+
+    def issuer_base_url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.issuer, "")

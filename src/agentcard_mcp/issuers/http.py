@@ -1,0 +1,174 @@
+"""HTTP to an issuer: retries, idempotency keys and error mapping, in one place.
+
+- Every write carries an ``Idempotency-Key`` made once per logical operation and sent again,
+  unchanged, on every retry — so a retry after a lost response can never act twice.
+- Retried: connection errors, timeouts, 5xx, a 409 saying the same key is still in flight, and
+  a 429 whose ``Retry-After`` fits in the backoff cap. Backoff is capped and jittered.
+- Issuer HTTP errors map once, here, to the stable codes of ``errors``:
+
+    400 → invalid_params       401, 403 → issuer_auth_failed   404 → not_found
+    409 → idempotency_conflict 422, other 4xx → issuer_rejected 429 → issuer_rate_limited
+    5xx, transport errors → issuer_unavailable
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from ..errors import (
+    AgentCardError,
+    IdempotencyConflict,
+    InvalidParams,
+    IssuerAuthFailed,
+    IssuerRateLimited,
+    IssuerRejected,
+    IssuerUnavailable,
+    NotFound,
+)
+
+__all__ = ["IssuerHTTP", "error_for_status", "new_idempotency_key"]
+
+log = logging.getLogger("agentcard_mcp.issuers")
+
+_WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Codes an issuer uses for "a request with this key is still being processed" (Stripe's words).
+_IN_FLIGHT_CODES = frozenset({"idempotency_key_in_use", "request_in_progress", "lock_timeout"})
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from an error body in Stripe's or a flat shape; empty when absent."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", ""
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    if isinstance(error, str):
+        return "", error
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
+    """The stable error for an issuer's HTTP error response."""
+    status = response.status_code
+    code, message = _error_detail(response)
+    said = (
+        f"{issuer} said {status}"
+        + (f" {code}" if code else "")
+        + (f": {message}" if message else "")
+    )
+    if status == 400:
+        return InvalidParams(f"{said}. Check the arguments and try again.")
+    if status in (401, 403):
+        return IssuerAuthFailed(f"{said}. The operator must check AGENTCARD_API_KEY.")
+    if status == 404:
+        return NotFound(f"{said}. Check the id (list_cards shows your cards).")
+    if status == 409:
+        return IdempotencyConflict(
+            f"{said}. Retry the call without an idempotency_key, or use a new one."
+        )
+    if status == 429:
+        after = _retry_after(response)
+        hint = f" Retry after {after:g} s." if after is not None else " Retry later."
+        return IssuerRateLimited(f"{said}.{hint}", retry_after=after)
+    if status >= 500:
+        return IssuerUnavailable(f"{said}. The issuer is having trouble; retry later.")
+    return IssuerRejected(f"{said}.")
+
+
+class IssuerHTTP:
+    """Sends requests to one issuer through a shared ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        issuer: str,
+        *,
+        max_attempts: int = 4,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.client = client
+        self.issuer = issuer
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """The decoded JSON body of a 2xx answer, after retries; else the mapped error."""
+        headers = {}
+        if method in _WRITES:
+            headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
+            try:
+                response = await self.client.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if last:
+                    raise IssuerUnavailable(
+                        f"could not reach {self.issuer} ({type(exc).__name__}); retry later."
+                    ) from exc
+                await self._backoff(attempt, None, f"{type(exc).__name__}")
+                continue
+            if response.is_success:
+                return response.json() if response.content else {}
+            delay = self._retry_delay(response, attempt)
+            if last or delay is None:
+                raise error_for_status(self.issuer, response)
+            await self._backoff(attempt, delay, str(response.status_code))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """How long to wait before retrying this answer, or None if it must not be retried."""
+        status = response.status_code
+        if status == 429:
+            after = _retry_after(response)
+            if after is None:
+                return self._jittered(attempt)
+            return after if after <= self.max_delay else None
+        if status >= 500:
+            return self._jittered(attempt)
+        if status == 409 and _error_detail(response)[0] in _IN_FLIGHT_CODES:
+            return self._jittered(attempt)
+        return None
+
+    def _jittered(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    async def _backoff(self, attempt: int, delay: float | None, why: str) -> None:
+        wait = self._jittered(attempt) if delay is None else delay
+        log.info("%s: attempt %d failed (%s); retrying in %.2fs", self.issuer, attempt, why, wait)
+        await self._sleep(wait)

@@ -1,0 +1,122 @@
+"""What tools return (structuredContent, described by outputSchema) and the argument types they
+take. No model has a field for a card number, CVC or expiry: they cannot be returned."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "Authorization",
+    "Card",
+    "CardId",
+    "CardList",
+    "CardStatus",
+    "Cents",
+    "Decision",
+    "LedgerEntry",
+    "LedgerPage",
+    "LedgerTotals",
+    "Limits",
+    "Purpose",
+]
+
+MAX_CENTS = 1_000_000_000_00  # $1bn: far beyond any card, far below integer trouble
+
+Cents = Annotated[
+    int,
+    Field(strict=True, gt=0, le=MAX_CENTS, description="USD cents as an integer: 1500 is $15.00"),
+]
+CardId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"
+    ),
+]
+Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CardStatus = Literal["pending", "active", "frozen", "closed"]
+Decision = Literal["approve", "decline"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Card(_Model):
+    """A card as the agent sees it: limits and state, never the card details themselves."""
+
+    id: str
+    agent_id: str
+    issuer: str
+    status: CardStatus
+    purpose: str | None
+    last4: str | None
+    daily_limit_cents: int
+    per_auth_max_cents: int
+    mcc_allowlist: list[str]
+    current_daily_spend_cents: int
+    single_use: bool = False
+    expires_at: str | None = None
+    created_at: str | None = None
+
+
+class CardList(_Model):
+    cards: list[Card]
+
+
+class LedgerEntry(_Model):
+    id: str
+    card_id: str
+    decided_at: str
+    decision: Decision
+    reason: str
+    amount_cents: int
+    merchant: str
+    mcc: str
+    current_daily_spend_cents_after: int | None = None
+
+
+class LedgerTotals(_Model):
+    """Totals over the entries of this page."""
+
+    approved_cents: int
+    approved_count: int
+    declined_count: int
+
+
+class LedgerPage(_Model):
+    entries: list[LedgerEntry]
+    has_more: bool
+    next_cursor: str | None
+    totals: LedgerTotals
+
+
+class Authorization(_Model):
+    """The outcome of a simulated purchase (test mode)."""
+
+    id: str
+    card_id: str
+    approved: bool
+    decision: Decision
+    reason: str
+    amount_cents: int
+    merchant: str
+    mcc: str
+    current_daily_spend_cents: int
+    decided_at: str
+
+
+class Limits(_Model):
+    """What the agent may still do today, and what the issuer itself reports."""
+
+    issuer: str
+    mode: Literal["test", "live"]
+    day: str = Field(description="The UTC day budgets refer to (they reset at 00:00 UTC)")
+    active_cards: int
+    committed_daily_cents: int = Field(
+        description="Sum of the daily limits of the active cards: today's committed budget"
+    )
+    spent_today_cents: int
+    issuer_card_limit: int | None = None
+    issuer_cards_remaining: int | None = None
