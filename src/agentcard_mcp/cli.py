@@ -39,6 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve the MCP tools (default: stdio, on the embedded sandbox)",
+        description="Serve the card tools to an MCP host. With no configuration it uses the "
+        "embedded sandbox issuer (test mode) persisted in AGENTCARD_HOME. Settings come from "
+        "AGENTCARD_* environment variables or a .env file.",
+    )
+    serve.add_argument("--transport", choices=["stdio"], default="stdio",
+                       help="MCP transport (default stdio)")  # fmt: skip
+
+    commands.add_parser(
+        "demo",
+        help="a scripted first session: create a card, purchases, ledger, policy, freeze",
+        description="Run a scripted session through the real MCP client against the server on a "
+        "fresh, temporary sandbox, and print what the agent sees as tables.",
+    )
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run or use the embedded AgentCard sandbox issuer (test mode, no real money)",
@@ -79,15 +96,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Logs go to stderr: on stdio, stdout carries protocol messages only.
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "sandbox":
         return _sandbox(args)
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command == "demo":
+        from .demo import run_demo
+
+        logging.getLogger().setLevel(logging.ERROR)
+        anyio.run(run_demo, sys.stdout)
+        return 0
+    return _serve()
+
+
+def _serve() -> int:
+    """Serves MCP on stdio: the default command, what an MCP host runs."""
+    from .errors import AgentCardError
+    from .server import create_server
+
+    try:
+        settings = Settings()
+        settings.check()
+    except AgentCardError as exc:
+        print(f"agentcard-mcp: {exc}", file=sys.stderr)
+        return 2
+    create_server(settings).run("stdio")
+    return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:

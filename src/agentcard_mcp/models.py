@@ -24,10 +24,7 @@ __all__ = [
 
 MAX_CENTS = 1_000_000_000_00  # $1bn: far beyond any card, far below integer trouble
 
-Cents = Annotated[
-    int,
-    Field(strict=True, gt=0, le=MAX_CENTS, description="USD cents as an integer: 1500 is $15.00"),
-]
+Cents = Annotated[int, Field(strict=True, gt=0, le=MAX_CENTS)]  # USD cents: 1500 is $15.00
 CardId = Annotated[
     str,
     StringConstraints(
@@ -40,12 +37,13 @@ Decision = Literal["approve", "decline"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Results are described in every agent's context (tools/list): keep their schemas lean —
+    # no docstrings here (they would become schema descriptions), comments instead.
+    model_config = ConfigDict(extra="ignore")
 
 
+# A card as the agent sees it: limits and state, never the card details themselves.
 class Card(_Model):
-    """A card as the agent sees it: limits and state, never the card details themselves."""
-
     id: str
     agent_id: str
     issuer: str
@@ -56,9 +54,9 @@ class Card(_Model):
     per_auth_max_cents: int
     mcc_allowlist: list[str]
     current_daily_spend_cents: int
-    single_use: bool = False
-    expires_at: str | None = None
-    created_at: str | None = None
+    single_use: bool
+    expires_at: str | None
+    created_at: str | None
 
 
 class CardList(_Model):
@@ -74,12 +72,11 @@ class LedgerEntry(_Model):
     amount_cents: int
     merchant: str
     mcc: str
-    current_daily_spend_cents_after: int | None = None
+    current_daily_spend_cents_after: int | None
 
 
+# Totals over the entries of one page.
 class LedgerTotals(_Model):
-    """Totals over the entries of this page."""
-
     approved_cents: int
     approved_count: int
     declined_count: int
@@ -92,9 +89,8 @@ class LedgerPage(_Model):
     totals: LedgerTotals
 
 
+# The outcome of a simulated purchase (test mode).
 class Authorization(_Model):
-    """The outcome of a simulated purchase (test mode)."""
-
     id: str
     card_id: str
     approved: bool
@@ -107,16 +103,13 @@ class Authorization(_Model):
     decided_at: str
 
 
+# What the agent may still do today, and what the issuer itself reports.
 class Limits(_Model):
-    """What the agent may still do today, and what the issuer itself reports."""
-
     issuer: str
     mode: Literal["test", "live"]
-    day: str = Field(description="The UTC day budgets refer to (they reset at 00:00 UTC)")
+    day: str = Field(description="UTC day; budgets reset at 00:00 UTC")
     active_cards: int
-    committed_daily_cents: int = Field(
-        description="Sum of the daily limits of the active cards: today's committed budget"
-    )
+    committed_daily_cents: int = Field(description="Sum of active cards' daily limits")
     spent_today_cents: int
-    issuer_card_limit: int | None = None
-    issuer_cards_remaining: int | None = None
+    issuer_card_limit: int | None
+    issuer_cards_remaining: int | None

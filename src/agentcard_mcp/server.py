@@ -16,9 +16,11 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
 from . import __version__
+from .categories import TAGS
 from .errors import AgentCardError, InvalidParams
 from .issuers.connect import open_issuer
 from .models import (
@@ -32,6 +34,7 @@ from .models import (
     Limits,
     Purpose,
 )
+from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
 
@@ -48,27 +51,19 @@ AgentId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
 ]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Categories = Annotated[
-    list[Category],
-    Field(
-        max_length=50,
-        description="Merchant category tags (travel, lodging, transportation, saas, b2b, cloud, "
-        "infra, advertising, subs, data, restaurants, groceries, food) or 4-digit MCC codes",
-    ),
-]
+Categories = Annotated[list[Category], Field(max_length=50)]
 Merchant = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
-_READ = ToolAnnotations(read_only_hint=True, open_world_hint=True)
+_TAG_LIST = ", ".join(TAGS)
+
+# Only hints that differ from the MCP defaults (read_only false, destructive true, idempotent
+# false, open_world true): each one is repeated in every agent's context.
+_READ = ToolAnnotations(read_only_hint=True)
 
 
 def _write(*, idempotent: bool, destructive: bool = False) -> ToolAnnotations:
-    return ToolAnnotations(
-        read_only_hint=False,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=True,
-    )
+    return ToolAnnotations(destructive_hint=destructive, idempotent_hint=idempotent or None)
 
 
 def _as_agent_error(exc: BaseException) -> AgentCardError | None:
@@ -92,6 +87,19 @@ def _describe(error: ValidationError) -> str:
 
 
 class CardServer(MCPServer[None]):
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        return [
+            tool.model_copy(
+                update={
+                    "description": one_line(tool.description),
+                    "input_schema": compact(tool.input_schema),
+                    "output_schema": compact(tool.output_schema, output=True),
+                }
+            )
+            for tool in tools
+        ]
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
@@ -146,7 +154,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             Cents | None, Field(description="Max per purchase, in cents (default: the daily limit)")
         ] = None,
         mcc_allowlist: Annotated[
-            Categories | None, Field(description="Allowed merchant categories (default: any)")
+            Categories | None,
+            Field(description=f"Allowed categories (default any): {_TAG_LIST}, or MCC codes"),
         ] = None,
         ttl_minutes: Annotated[
             int | None, Field(strict=True, gt=0, le=525_600, description="Expire after minutes")

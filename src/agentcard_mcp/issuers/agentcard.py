@@ -66,6 +66,8 @@ class AgentCardIssuer:
             per_auth_max_cents=raw.get("per_auth_max_cents") or raw["daily_limit_cents"],
             mcc_allowlist=list(raw.get("mcc_allowlist") or []),
             current_daily_spend_cents=raw.get("current_daily_spend_cents", 0),
+            single_use=False,
+            expires_at=None,
             created_at=raw.get("created_at"),
         )
 
