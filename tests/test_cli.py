@@ -127,8 +127,12 @@ async def test_version_and_a_missing_command(tmp_path: Path) -> None:
     version = await run_cli("--version", home=tmp_path, cwd=tmp_path, script=True)
     assert version.returncode == 0
     assert "0.1.0" in out(version)
+    # The bare command is the stdio MCP server: with stdin closed it ends cleanly, writes
+    # nothing on stdout (the protocol channel) and says on stderr that it is the sandbox.
     bare = await run_cli(home=tmp_path, cwd=tmp_path, script=True)
-    assert bare.returncode == 2
+    assert bare.returncode == 0
+    assert out(bare) == ""
+    assert "TEST MODE" in err(bare)
     missing = await run_cli("sandbox", home=tmp_path, cwd=tmp_path, script=True)
     assert missing.returncode == 2
 
