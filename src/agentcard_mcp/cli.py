@@ -106,12 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return _sandbox(args)
     if args.command == "demo":
-        from .demo import run_demo
-
-        logging.getLogger().setLevel(logging.ERROR)
-        anyio.run(run_demo, sys.stdout)
-        return 0
+        return _demo()
     return _serve()
+
+
+def _demo() -> int:
+    from .demo import run_demo
+    from .errors import AgentCardError
+
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        anyio.run(run_demo, sys.stdout)
+    except AgentCardError as exc:
+        print(f"agentcard-mcp demo: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve() -> int:
@@ -125,6 +134,12 @@ def _serve() -> int:
     except AgentCardError as exc:
         print(f"agentcard-mcp: {exc}", file=sys.stderr)
         return 2
+    if sys.stdin.isatty():
+        print(
+            "agentcard-mcp speaks MCP on stdin/stdout: connect an MCP host (Claude Desktop, the "
+            "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
+            file=sys.stderr,
+        )
     create_server(settings).run("stdio")
     return 0
 

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from mcp import Client
 
+from .errors import TestModeOnly
 from .server import create_server
 from .settings import Settings
 
@@ -55,14 +56,20 @@ async def _call(client: Client, out: TextIO, tool: str, args: dict[str, Any]) ->
     return result.structured_content or {}
 
 
-async def run_demo(out: TextIO, home: Path | None = None) -> None:
-    """Runs the demo against the embedded sandbox in ``home`` (a fresh temporary one by default)."""
+async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
+    """Runs the demo against the configured issuer when it is a remote one (a test key, say, or
+    a standalone sandbox), else against a fresh, temporary embedded sandbox."""
+    configured = settings or Settings()
+    if configured.is_live_key():
+        raise TestModeOnly(
+            "the demo creates cards and test purchases; it never runs on a live key."
+        )
     with tempfile.TemporaryDirectory(prefix="agentcard-demo-") as scratch:
-        settings = Settings(issuer="sandbox", home=home or Path(scratch))
-        async with Client(create_server(settings)) as client:
-            out.write(
-                "agentcard-mcp demo: the embedded sandbox issuer, test mode, no real money\n\n"
-            )
+        if configured.issuer == "sandbox":
+            configured = configured.model_copy(update={"home": Path(scratch)})
+        async with Client(create_server(configured)) as client:
+            limits = await _call(client, out, "get_limits", {})
+            out.write(f"  issuer: {limits['issuer']}, {limits['mode']} mode\n\n")
             card = await _call(client, out, "create_card", {
                 "purpose": "conference flights", "daily_limit_cents": 50_000,
                 "per_auth_max_cents": 40_000, "mcc_allowlist": ["travel", "lodging"],
