@@ -3,12 +3,13 @@
 - Every write carries an ``Idempotency-Key`` made once per logical operation and sent again,
   unchanged, on every retry — so a retry after a lost response can never act twice.
 - Retried: connection errors, timeouts, 5xx, a 409 saying the same key is still in flight, and
-  a 429 whose ``Retry-After`` fits in the backoff cap. Backoff is capped and jittered.
+  a 429 whose ``Retry-After`` fits in the backoff cap (a 429 without one is not retried).
+  Backoff is capped and jittered.
 - Issuer HTTP errors map once, here, to the stable codes of ``errors``:
 
     400 → invalid_params       401, 403 → issuer_auth_failed   404 → not_found
     409 → idempotency_conflict 422, other 4xx → issuer_rejected 429 → issuer_rate_limited
-    5xx, transport errors → issuer_unavailable
+    5xx, transport errors, a 409 still in flight, a 2xx that is not JSON → issuer_unavailable
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
         return IssuerAuthFailed(f"{said}. The operator must check AGENTCARD_API_KEY.")
     if status == 404:
         return NotFound(f"{said}. Check the id (list_cards shows your cards).")
+    if status == 409 and code in _IN_FLIGHT_CODES:
+        # The first request with this key may still complete: a new key could act twice.
+        return IssuerUnavailable(
+            f"{said}. The issuer is still processing this request; retry later with the same "
+            "idempotency_key."
+        )
     if status == 409:
         return IdempotencyConflict(
             f"{said}. Retry the call without an idempotency_key, or use a new one."
@@ -143,21 +150,31 @@ class IssuerHTTP:
                 await self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue
             if response.is_success:
-                return response.json() if response.content else {}
+                return self._decode(response)
             delay = self._retry_delay(response, attempt)
             if last or delay is None:
                 raise error_for_status(self.issuer, response)
             await self._backoff(attempt, delay, str(response.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _decode(self, response: httpx.Response) -> Any:
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:  # a proxy or captive portal answering for the issuer
+            raise IssuerUnavailable(
+                f"{self.issuer} answered {response.status_code} with a body that is not JSON; "
+                "check AGENTCARD_BASE_URL, or retry later."
+            ) from exc
+
     def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
         """How long to wait before retrying this answer, or None if it must not be retried."""
         status = response.status_code
         if status == 429:
+            # Only a 429 that says when, and soon enough, is waited out; else the agent decides.
             after = _retry_after(response)
-            if after is None:
-                return self._jittered(attempt)
-            return after if after <= self.max_delay else None
+            return after if after is not None and after <= self.max_delay else None
         if status >= 500:
             return self._jittered(attempt)
         if status == 409 and _error_detail(response)[0] in _IN_FLIGHT_CODES:
