@@ -185,8 +185,10 @@ def listening_process(
     for drainer in drainers:
         drainer.start()
     try:
-        if not listening.wait(timeout):
-            raise RuntimeError(f"{command} did not start:\n" + "".join(served.stderr))
+        deadline = time.monotonic() + timeout
+        while not listening.wait(0.05):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command} did not start:\n" + "".join(served.stderr))
         yield served
     finally:
         if process.poll() is None:

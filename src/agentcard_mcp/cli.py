@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from . import __version__
-from .settings import Settings
+from .settings import load_settings
 
 __all__ = ["main"]
 
@@ -104,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "sandbox":
-        return _sandbox(args)
+        from .errors import AgentCardError
+
+        try:
+            return _sandbox(args)
+        except AgentCardError as exc:
+            print(f"agentcard-mcp sandbox: {exc}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         return _demo()
     return _serve()
@@ -116,7 +122,7 @@ def _demo() -> int:
 
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        anyio.run(run_demo, sys.stdout)
+        anyio.run(run_demo, sys.stdout, load_settings())
     except AgentCardError as exc:
         print(f"agentcard-mcp demo: {exc}", file=sys.stderr)
         return 2
@@ -129,7 +135,7 @@ def _serve() -> int:
     from .server import create_server
 
     try:
-        settings = Settings()
+        settings = load_settings()
         settings.check()
     except AgentCardError as exc:
         print(f"agentcard-mcp: {exc}", file=sys.stderr)
@@ -147,8 +153,7 @@ def _serve() -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import runner
 
-    settings = Settings()
-    db: Path = args.db or settings.ensure_home() / "sandbox.db"
+    db: Path = args.db or load_settings().ensure_home() / "sandbox.db"
     if args.action == "serve":
         runner.serve(db, args.host, args.port)
         return 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
 
-__all__ = ["LIVE_KEY_PREFIXES", "IssuerName", "Settings"]
+__all__ = ["LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
 
 IssuerName = Literal["sandbox", "agentcard", "agentcard-sh", "clawdcards", "proxy"]
 
@@ -70,3 +70,16 @@ class Settings(BaseSettings):
 
     def issuer_base_url(self) -> str:
         return self.base_url or DEFAULT_BASE_URLS.get(self.issuer, "")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and ``.env``; a bad value is ``invalid_params`` naming the
+    variable — never echoing the value, which may be a key."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"AGENTCARD_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidParams("; ".join(problems)) from None

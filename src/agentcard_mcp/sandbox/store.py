@@ -36,6 +36,7 @@ def _schema() -> str:
 
 def _create_private(path: Path) -> None:
     """The database holds webhook secrets and key hashes: readable by its owner only."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
