@@ -60,7 +60,7 @@ def tag_for_mcc(code: str) -> str | None:
     return None
 
 
-def normalize(categories: list[str]) -> list[str]:
+def normalize(categories: list[str], field: str = "mcc_allowlist") -> list[str]:
     """Tags for ``categories`` (tags or MCC codes), de-duplicated in order; unknown ones are
     ``invalid_params`` listing the valid tags."""
     tags: list[str] = []
@@ -70,7 +70,7 @@ def normalize(categories: list[str]) -> list[str]:
         if tag is None or tag not in TAGS:
             shown = raw if len(raw) <= 40 else raw[:40] + "..."
             raise InvalidParams(
-                f"unknown category {shown!r} in mcc_allowlist; use tags from: "
+                f"unknown category {shown!r} in {field}; use tags from: "
                 f"{', '.join(TAGS)} (or a 4-digit MCC code in one of them)."
             )
         if tag not in tags:

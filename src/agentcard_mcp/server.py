@@ -83,7 +83,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors(include_url=False, include_input=False)[:3]:
         field = ".".join(str(p) for p in item["loc"]) or "arguments"
         parts.append(f"{field}: {item['msg']}")
-    return "; ".join(parts) + ". Amounts are integer USD cents (1500 = $15.00)."
+    hint = " Amounts are integer USD cents (1500 = $15.00)." if "_cents" in "".join(parts) else ""
+    return "; ".join(parts) + "." + hint
 
 
 class CardServer(MCPServer[None]):
@@ -160,7 +161,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ttl_minutes: Annotated[
             int | None, Field(strict=True, gt=0, le=525_600, description="Expire after minutes")
         ] = None,
-        single_use: Annotated[bool, Field(description="Close after one purchase")] = False,
+        single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[
             AgentId | None, Field(description="Issuer agent (default: yours)")
         ] = None,
@@ -233,7 +234,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             mcc_allowlist=mcc_allowlist,
         )
 
-    @server.tool(annotations=_write(idempotent=True, destructive=True))
+    @server.tool(annotations=_write(idempotent=False, destructive=True))
     async def close_card(card_id: CardId) -> Card:
         """Close a card for good (irreversible). Prefer freeze_card unless the card must go."""
         return await service.close_card(card_id)
@@ -261,6 +262,6 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         merchant: Annotated[Merchant, Field(description="Merchant name")],
         mcc: Annotated[Category, Field(description="Merchant category tag or 4-digit MCC")],
     ) -> Authorization:
-        """Test mode only: pretend a merchant charges the card, to see whether it would be
-        approved and why. Writes a real ledger entry in the test ledger."""
+        """Test mode only: pretend a merchant charges amount_cents (integer USD cents) to the
+        card, to see whether it is approved and why. It is written to the test ledger."""
         return await service.simulate_purchase(card_id, amount_cents, merchant, mcc)

@@ -136,7 +136,7 @@ class CardService:
         self, card_id: str, amount_cents: int, merchant: str, mcc: str
     ) -> Authorization:
         self._require(Capability.SIMULATE, "simulate_purchase")
-        tag = categories.normalize([mcc])[0]
+        tag = categories.normalize([mcc], field="mcc")[0]
         return await self.issuer.simulate(card_id, amount_cents, merchant, tag)
 
     async def get_limits(self) -> Limits:
