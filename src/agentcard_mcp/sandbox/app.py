@@ -98,7 +98,7 @@ def _endpoint(
             raise invalid(
                 None, "Idempotency-Key must be 1 to 255 characters.", "idempotency_key_invalid"
             )
-        print_ = fingerprint(request.method, request.url.path, raw)
+        print_ = fingerprint(request.method, request.url.path, raw) if key is not None else ""
         wake = False
 
         def run(conn: Any) -> tuple[StoredResponse | ApiError, bool]:
@@ -236,11 +236,15 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def _new_webhook_client(state: SandboxState) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=state.webhook_transport, follow_redirects=False, verify=_tls_context()
+    )
+
+
 @asynccontextmanager
 async def _webhook_client(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=state.webhook_transport, follow_redirects=False, verify=_tls_context()
-    ) as client:
+    async with _new_webhook_client(state) as client:
         yield client
 
 
@@ -353,14 +357,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _webhook_client(state) as client, anyio.create_task_group() as tg:
-            state.dispatcher = webhooks.Dispatcher(store, client, **webhook_options)
-            tg.start_soon(state.dispatcher.run)
-            try:
-                yield
-            finally:
-                state.dispatcher = None
-                tg.cancel_scope.cancel()
+        dispatcher = webhooks.Dispatcher(
+            store, lambda: _new_webhook_client(state), **webhook_options
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                state.dispatcher = dispatcher
+                tg.start_soon(dispatcher.run)
+                try:
+                    yield
+                finally:
+                    state.dispatcher = None
+                    tg.cancel_scope.cancel()
+        finally:
+            await dispatcher.aclose()
 
     app = Starlette(
         routes=_one_route_per_path(ROUTES),

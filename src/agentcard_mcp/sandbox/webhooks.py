@@ -23,6 +23,7 @@ import random
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -140,7 +141,7 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        client: httpx.AsyncClient,
+        connect: Callable[[], httpx.AsyncClient],
         *,
         max_attempts: int = 8,
         base_delay: float = 0.5,
@@ -149,7 +150,10 @@ class Dispatcher:
         poll_interval: float = 1.0,
     ) -> None:
         self.store = store
-        self.client = client
+        # The HTTP client is made on the first delivery: loading TLS certificates costs ~0.1 s
+        # of start-up, and most sandboxes never have a webhook.
+        self._connect = connect
+        self._client: httpx.AsyncClient | None = None
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -157,6 +161,16 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self._wake = anyio.Event()
         self._concurrency = anyio.CapacityLimiter(16)
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -212,7 +226,7 @@ class Dispatcher:
     async def _deliver(self, delivery: _Delivery) -> None:
         async with self._concurrency:
             result = await post_event(
-                self.client, delivery.url, delivery.secret, delivery.event_id, delivery.body,
+                self.client(), delivery.url, delivery.secret, delivery.event_id, delivery.body,
                 wait=self.timeout,
             )  # fmt: skip
         attempts = delivery.attempts + 1
