@@ -18,7 +18,9 @@ __all__ = [
     "LedgerEntry",
     "LedgerPage",
     "LedgerTotals",
+    "Category",
     "Limits",
+    "Policy",
     "Purpose",
 ]
 
@@ -32,6 +34,9 @@ CardId = Annotated[
     ),
 ]
 Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A merchant category as an agent may name it: a tag ("travel") or a 4-digit MCC ("4511");
+# categories.normalize turns it into a tag.
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 CardStatus = Literal["pending", "active", "frozen", "closed"]
 Decision = Literal["approve", "decline"]
 
@@ -40,6 +45,13 @@ class _Model(BaseModel):
     # Results are described in every agent's context (tools/list): keep their schemas lean —
     # no docstrings here (they would become schema descriptions), comments instead.
     model_config = ConfigDict(extra="ignore")
+
+
+# A card's spending rules, as the issuer enforces them.
+class Policy(_Model):
+    daily_limit_cents: int
+    per_auth_max_cents: int
+    mcc_allowlist: list[str]
 
 
 # A card as the agent sees it: limits and state, never the card details themselves.

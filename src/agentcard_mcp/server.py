@@ -29,6 +29,7 @@ from .models import (
     CardId,
     CardList,
     CardStatus,
+    Category,
     Cents,
     LedgerPage,
     Limits,
@@ -50,7 +51,6 @@ INSTRUCTIONS = (
 AgentId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
 ]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Categories = Annotated[list[Category], Field(max_length=50)]
 Merchant = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
