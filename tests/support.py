@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from agentcard_mcp.sandbox import Credentials, Store, create_app, provision
 
 __all__ = [
+    "PERMISSIVE_POLICY",
     "FakeClock",
     "Sandbox",
     "ServedProcess",
@@ -43,6 +44,9 @@ FAST_WEBHOOKS: dict[str, Any] = {
     "poll_interval": 0.05,
 }
 
+
+# For tests about tools, transports or issuers rather than the operator's guardrails.
+PERMISSIVE_POLICY = Path(__file__).with_name("permissive_policy.toml")
 
 # One CA bundle load per test process (~100 ms each) instead of one per client.
 TLS = ssl.create_default_context()

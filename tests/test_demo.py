@@ -29,7 +29,8 @@ async def test_the_demo_shows_an_approval_a_decline_a_tighter_policy_and_a_freez
     assert any("Delta Airlines" in line and "approve" in line for line in lines)
     assert any("Steakhouse" in line and "category_not_in_allowlist" in line for line in lines)
     assert any(line.split()[:2] == ["status", "frozen"] for line in lines)
-    assert any(line.split()[:3] == ["daily", "limit", "$350.00"] for line in lines)
+    assert any(line.split()[:3] == ["daily", "limit", "$20.00"] for line in lines)
+    assert "refused by the operator's policy: guardrail_exceeded:" in text
     # It ran on a temporary sandbox, not in the configured home.
     assert not (tmp_path / "sandbox.db").exists()
 

@@ -276,6 +276,14 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         "spent_today_cents": 15_000,
         "issuer_card_limit": 25,
         "issuer_cards_remaining": 23,
+        # The built-in operator policy: the live card already commits more than its total.
+        "max_active_cards": 5,
+        "max_card_daily_limit_cents": 10_000,
+        "max_per_auth_cents": 5_000,
+        "max_total_daily_cents": 20_000,
+        "remaining_daily_cents": 0,
+        "require_approval_above_cents": 2_500,
+        "pending_approvals": [],
     }
     # A live issuer never swipes test purchases.
     assert swipe.is_error

@@ -56,6 +56,42 @@ def build_parser() -> argparse.ArgumentParser:
         "fresh, temporary sandbox, and print what the agent sees as tables.",
     )
 
+    policy = commands.add_parser(
+        "policy",
+        help="check or show the operator's policy (guardrails)",
+        description="The operator's policy: AGENTCARD_POLICY_FILE, else "
+        "AGENTCARD_HOME/policy.toml, "
+        "else the built-in defaults. A bad file stops the server at start; these commands say the "
+        "same without starting it.",
+    )
+    policy_actions = policy.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = policy_actions.add_parser("check", help="validate a policy file")
+    check.add_argument("file", metavar="FILE", type=Path)
+    show = policy_actions.add_parser("show", help="print the policy in effect")
+    show.add_argument("file", metavar="FILE", type=Path, nargs="?")
+
+    approvals = commands.add_parser(
+        "approvals",
+        help="list, approve or deny the agent's pending requests (the operator's side)",
+        description="Requests that need the operator's approval when the MCP client could not ask "
+        "the human. Approve one, then the agent repeats its call with approval_id. An approval "
+        "is single-use, bound to the exact arguments, and expires after 10 minutes.",
+    )
+    approval_actions = approvals.add_subparsers(dest="action", metavar="ACTION", required=True)
+    approval_actions.add_parser("list", help="pending approvals")
+    for verb in ("approve", "deny"):
+        decide = approval_actions.add_parser(verb, help=f"{verb} a pending approval")
+        decide.add_argument("approval_id", metavar="ID")
+
+    audit = commands.add_parser(
+        "audit",
+        help="read the audit log (every tool call, refused ones included)",
+        description="The audit log, AGENTCARD_HOME/audit.jsonl: one JSON line per tool call.",
+    )
+    audit_actions = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tail = audit_actions.add_parser("tail", help="the last records")
+    tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run or use the embedded AgentCard sandbox issuer (test mode, no real money)",
@@ -113,7 +149,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "demo":
         return _demo()
+    if args.command in ("policy", "approvals", "audit"):
+        return _operator_command(args)
     return _serve()
+
+
+def _operator_command(args: argparse.Namespace) -> int:
+    """policy, approvals and audit: the operator's commands, run in the operator's terminal."""
+    from .errors import AgentCardError
+
+    try:
+        settings = load_settings()
+    except AgentCardError as exc:
+        print(f"agentcard-mcp: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "policy":
+        from .guardrails import policy_command
+
+        return policy_command(
+            args.action, args.file, settings.home, settings.policy_file, sys.stdout, sys.stderr
+        )
+    if args.command == "approvals":
+        from .approvals import approvals_command
+
+        approval_id = getattr(args, "approval_id", None)
+        return approvals_command(
+            args.action, approval_id, settings.ensure_home(), sys.stdout, sys.stderr
+        )
+    from .audit import audit_command
+
+    return audit_command(args.action, args.n, settings.home, sys.stdout, sys.stderr)
 
 
 def _demo() -> int:
@@ -137,6 +202,7 @@ def _serve() -> int:
     try:
         settings = load_settings()
         settings.check()
+        server = create_server(settings)  # a bad policy file stops it here, naming the key
     except AgentCardError as exc:
         print(f"agentcard-mcp: {exc}", file=sys.stderr)
         return 2
@@ -146,7 +212,7 @@ def _serve() -> int:
             "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
             file=sys.stderr,
         )
-    create_server(settings).run("stdio")
+    server.run("stdio")
     return 0
 
 

@@ -56,6 +56,15 @@ async def _call(client: Client, out: TextIO, tool: str, args: dict[str, Any]) ->
     return result.structured_content or {}
 
 
+async def _attempt(client: Client, out: TextIO, tool: str, args: dict[str, Any]) -> str:
+    """A call expected to be refused; returns its error text."""
+    out.write(f"> {tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})\n")
+    result = await client.call_tool(tool, args)
+    if not result.is_error:
+        raise RuntimeError(f"{tool} was expected to be refused")
+    return result.content[0].text if result.content else ""  # type: ignore[union-attr]
+
+
 async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
     """Runs the demo against the configured issuer when it is a remote one (a test key, say, or
     a standalone sandbox), else against a fresh, temporary embedded sandbox."""
@@ -66,19 +75,20 @@ async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="agentcard-demo-") as scratch:
         if configured.issuer == "sandbox":
-            configured = configured.model_copy(update={"home": Path(scratch)})
+            # A fresh sandbox under the built-in operator policy, whatever the local one says.
+            configured = configured.model_copy(update={"home": Path(scratch), "policy_file": None})
         async with Client(create_server(configured)) as client:
             limits = await _call(client, out, "get_limits", {})
             out.write(f"  issuer: {limits['issuer']}, {limits['mode']} mode\n\n")
             card = await _call(client, out, "create_card", {
-                "purpose": "conference flights", "daily_limit_cents": 50_000,
-                "per_auth_max_cents": 40_000, "mcc_allowlist": ["travel", "lodging"],
+                "purpose": "conference flights", "daily_limit_cents": 2_500,
+                "per_auth_max_cents": 2_500, "mcc_allowlist": ["travel", "lodging"],
             })  # fmt: skip
             _table(out, ("field", "value"), _card_rows(card))
             purchases = []
             for merchant, cents, mcc in (
-                ("Delta Airlines", 32_900, "travel"),
-                ("Steakhouse", 8_500, "restaurants"),
+                ("Delta Airlines", 1_900, "travel"),
+                ("Steakhouse", 850, "restaurants"),
             ):
                 args = {
                     "card_id": card["id"],
@@ -101,8 +111,12 @@ async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
                 for e in page["entries"]
             ]
             _table(out, ("decided at", "merchant", "amount", "decision", "reason"), rows)
+            refused = await _attempt(client, out, "create_card", {
+                "purpose": "a bigger card", "daily_limit_cents": 50_000,
+            })  # fmt: skip
+            out.write(f"  refused by the operator's policy: {refused}\n\n")
             tightened = await _call(client, out, "set_policy", {
-                "card_id": card["id"], "daily_limit_cents": 35_000, "mcc_allowlist": ["travel"],
+                "card_id": card["id"], "daily_limit_cents": 2_000, "mcc_allowlist": ["travel"],
             })  # fmt: skip
             _table(out, ("field", "value"), _card_rows(tightened))
             frozen = await _call(

@@ -72,6 +72,10 @@ class MerchantBlocked(AgentCardError):
 class ApprovalRequired(AgentCardError):
     code = "approval_required"
 
+    def __init__(self, message: str, approval_id: str | None = None) -> None:
+        super().__init__(message)
+        self.approval_id = approval_id
+
 
 class ApprovalDenied(AgentCardError):
     code = "approval_denied"

@@ -121,7 +121,14 @@ class Limits(_Model):
     mode: Literal["test", "live"]
     day: str = Field(description="UTC day; budgets reset at 00:00 UTC")
     active_cards: int
+    max_active_cards: int
     committed_daily_cents: int = Field(description="Sum of active cards' daily limits")
+    remaining_daily_cents: int = Field(description="Daily limit room left for new/raised cards")
+    max_total_daily_cents: int
+    max_card_daily_limit_cents: int
+    max_per_auth_cents: int
+    require_approval_above_cents: int
     spent_today_cents: int
+    pending_approvals: list[str]
     issuer_card_limit: int | None
     issuer_cards_remaining: int | None

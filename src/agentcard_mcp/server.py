@@ -5,23 +5,30 @@ Expected failures reach the agent as tool errors whose text is ``code: message``
 become that text.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the SDK resolves the tool signatures, whose
+# Resolve(...) markers name resolvers local to _register_tools.
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import httpx
 from mcp.server import MCPServer
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__
+from . import __version__, consent, guardrails
+from .approvals import ApprovalStore
+from .audit import AuditLog
 from .categories import TAGS
-from .errors import AgentCardError, InvalidParams
+from .consent import ApprovalForm, caller
+from .errors import AgentCardError, ApprovalRequired, InvalidParams
 from .issuers.connect import open_issuer
 from .models import (
     Authorization,
@@ -54,6 +61,11 @@ AgentId = Annotated[
 Categories = Annotated[list[Category], Field(max_length=50)]
 Merchant = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ApprovalId = Annotated[
+    str | None,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^apr_[a-z0-9]+$"),
+    Field(description="The operator's approval id, when a call was approval_required"),
+]
 
 _TAG_LIST = ", ".join(TAGS)
 
@@ -101,20 +113,58 @@ class CardServer(MCPServer[None]):
             for tool in tools
         ]
 
+    def __init__(self, *args: Any, audit: AuditLog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.audit = audit
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        """Runs the tool, turns our errors into ``code: message`` tool errors, and writes one
+        audit line per call — refused and failed calls included."""
+        entry = consent.AuditNote(card_id=arguments.get("card_id"))
+        token = consent.audit_note.set(entry)
+        started = time.perf_counter()
+        outcome = "internal_error"
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
+            outcome = _outcome_of(result)
+            if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
+                entry.card_id = (result.structured_content or {}).get("id")
+            return result
         except MCPError:
+            outcome = "protocol_error"
             raise
         except Exception as exc:
             error = _as_agent_error(exc)
             if error is None:
                 raise
+            outcome = error.code
+            if isinstance(error, ApprovalRequired):
+                entry.approval_id = error.approval_id
             return CallToolResult(
                 content=[TextContent(type="text", text=str(error))], is_error=True
             )
+        finally:
+            consent.audit_note.reset(token)
+            self.audit.record(
+                tool=name,
+                caller=caller.get(),
+                arguments=arguments,
+                outcome=outcome,
+                card_id=entry.card_id,
+                approval_id=entry.approval_id or arguments.get("approval_id"),
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+
+
+def _outcome_of(result: CallToolResult | InputRequiredResult) -> str:
+    if isinstance(result, InputRequiredResult):
+        return "input_required"  # asking the human; the client calls again with the answer
+    if result.is_error:
+        text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+        return text.split(":", 1)[0] if ":" in text else "error"
+    return "ok"
 
 
 def create_server(
@@ -122,25 +172,100 @@ def create_server(
 ) -> CardServer:
     """The server for ``settings``; ``issuer_transport`` stands in for a remote issuer's network."""
     settings = settings or Settings()
-    service = CardService()
+    # A bad policy file stops the server here, before anything is served (PolicyError names
+    # the file and the key).
+    policy = guardrails.load_policy(settings.policy_file, settings.home).policy
+    home = settings.ensure_home()
+    service = CardService(policy, ApprovalStore(home))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
         async with open_issuer(settings, issuer_transport) as issuer:
             service.bind(issuer)
             try:
+                await service.push_operator_settings()
                 yield
             finally:
                 service.bind(None)
 
     server = CardServer(
-        "agentcard-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+        "agentcard-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        audit=AuditLog(home / "audit.jsonl"),
     )
     _register_tools(server, service)
     return server
 
 
 def _register_tools(server: CardServer, service: CardService) -> None:
+    # Resolvers run before the tool body (and again on each round of the 2026-07-28 protocol):
+    # they review the call and ask the human only when the operator's policy wants approval.
+    async def create_consent(
+        ctx: Context[None, Any],
+        purpose: str,
+        daily_limit_cents: int,
+        per_auth_max_cents: int | None,
+        mcc_allowlist: list[str] | None,
+        ttl_minutes: int | None,
+        single_use: bool,
+        agent_id: str | None,
+        approval_id: str | None,
+    ) -> Elicit[ApprovalForm] | consent.NotAsked:
+        verdict = await service.review_create(
+            daily_limit_cents=daily_limit_cents,
+            per_auth_max_cents=per_auth_max_cents,
+            mcc_allowlist=mcc_allowlist,
+            ttl_minutes=ttl_minutes,
+            single_use=single_use,
+        )
+        arguments = {
+            "purpose": purpose,
+            "daily_limit_cents": daily_limit_cents,
+            "per_auth_max_cents": per_auth_max_cents,
+            "mcc_allowlist": mcc_allowlist,
+        }
+        summary = consent.summarize("create_card", arguments, verdict)
+        return consent.ask(ctx, verdict, approval_id, summary)
+
+    async def policy_consent(
+        ctx: Context[None, Any],
+        card_id: str,
+        daily_limit_cents: int | None,
+        per_auth_max_cents: int | None,
+        mcc_allowlist: list[str] | None,
+        approval_id: str | None,
+    ) -> Elicit[ApprovalForm] | consent.NotAsked:
+        verdict, _ = await service.review_set_policy(
+            card_id,
+            daily_limit_cents=daily_limit_cents,
+            per_auth_max_cents=per_auth_max_cents,
+            mcc_allowlist=mcc_allowlist,
+        )
+        arguments = {
+            "card_id": card_id,
+            "daily_limit_cents": daily_limit_cents,
+            "per_auth_max_cents": per_auth_max_cents,
+            "mcc_allowlist": mcc_allowlist,
+        }
+        summary = consent.summarize("set_policy", arguments, verdict)
+        return consent.ask(ctx, verdict, approval_id, summary)
+
+    async def unfreeze_consent(
+        ctx: Context[None, Any], card_id: str, approval_id: str | None
+    ) -> Elicit[ApprovalForm] | consent.NotAsked:
+        verdict, _ = await service.review_unfreeze(card_id)
+        summary = consent.summarize("unfreeze_card", {"card_id": card_id}, verdict)
+        return consent.ask(ctx, verdict, approval_id, summary)
+
+    async def close_consent(
+        ctx: Context[None, Any], card_id: str, approval_id: str | None
+    ) -> Elicit[ApprovalForm] | consent.NotAsked:
+        verdict, _ = await service.review_close(card_id)
+        summary = consent.summarize("close_card", {"card_id": card_id}, verdict)
+        return consent.ask(ctx, verdict, approval_id, summary)
+
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:
         """Your spending room today: active cards, the daily budget they commit, what was spent
@@ -169,6 +294,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             IdempotencyKey | None,
             Field(description="Reuse the same key to retry this exact request safely"),
         ] = None,
+        approval_id: ApprovalId = None,
+        answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
         """Create a new prepaid card for one purpose. Amounts are integer USD cents (5000 = $50).
         Use the narrowest limits and categories that fit the task; reuse idempotency_key when
@@ -182,6 +309,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             single_use=single_use,
             agent_id=agent_id,
             idempotency_key=idempotency_key,
+            approval_id=approval_id,
+            answer=answer,
         )
 
     @server.tool(annotations=_READ)
@@ -208,9 +337,13 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         return await service.freeze_card(card_id)
 
     @server.tool(annotations=_write(idempotent=True))
-    async def unfreeze_card(card_id: CardId) -> Card:
-        """Unfreeze a frozen card so it can spend again."""
-        return await service.unfreeze_card(card_id)
+    async def unfreeze_card(
+        card_id: CardId,
+        approval_id: ApprovalId = None,
+        answer: Annotated[ElicitationResult[ApprovalForm], Resolve(unfreeze_consent)] = None,  # type: ignore[assignment]
+    ) -> Card:
+        """Unfreeze a frozen card so it can spend again (the operator may require approval)."""
+        return await service.unfreeze_card(card_id, approval_id=approval_id, answer=answer)
 
     @server.tool(annotations=_write(idempotent=True))
     async def set_policy(
@@ -224,6 +357,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         mcc_allowlist: Annotated[
             Categories | None, Field(description="New allowed categories ([] = any)")
         ] = None,
+        approval_id: ApprovalId = None,
+        answer: Annotated[ElicitationResult[ApprovalForm], Resolve(policy_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
         """Change a card's limits or allowed categories; send only what changes. Amounts are
         integer USD cents. Takes effect from the next purchase."""
@@ -232,12 +367,18 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=mcc_allowlist,
+            approval_id=approval_id,
+            answer=answer,
         )
 
     @server.tool(annotations=_write(idempotent=False, destructive=True))
-    async def close_card(card_id: CardId) -> Card:
+    async def close_card(
+        card_id: CardId,
+        approval_id: ApprovalId = None,
+        answer: Annotated[ElicitationResult[ApprovalForm], Resolve(close_consent)] = None,  # type: ignore[assignment]
+    ) -> Card:
         """Close a card for good (irreversible). Prefer freeze_card unless the card must go."""
-        return await service.close_card(card_id)
+        return await service.close_card(card_id, approval_id=approval_id, answer=answer)
 
     @server.tool(annotations=_READ)
     async def read_ledger(

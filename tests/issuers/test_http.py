@@ -29,6 +29,7 @@ from agentcard_mcp.sandbox import Store, create_app, provision
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
 from tests.fakes.agentcard import FakeAgentCard
+from tests.support import PERMISSIVE_POLICY
 
 pytestmark = pytest.mark.anyio
 
@@ -128,6 +129,7 @@ class Remote:
             api_key=SecretStr(api_key or self.api_key),
             base_url=BASE_URL,
             home=home,
+            policy_file=PERMISSIVE_POLICY,
         )
 
 
@@ -573,7 +575,11 @@ async def test_server_tool_error_starts_with_the_mapped_code(
     retry_after = "3600" if status == 429 else None
     fake.force(status, message=message, retry_after=retry_after, method=method, path=path, times=9)
     settings = Settings(
-        issuer="agentcard", api_key=SecretStr(fake.api_key), base_url=BASE_URL, home=tmp_path
+        issuer="agentcard",
+        api_key=SecretStr(fake.api_key),
+        base_url=BASE_URL,
+        home=tmp_path,
+        policy_file=PERMISSIVE_POLICY,
     )
     server = create_server(settings, issuer_transport=fake.transport())
     with anyio.fail_after(10):

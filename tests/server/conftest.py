@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from agentcard_mcp.models import Authorization, Card, CardList, LedgerPage, Limits
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
+from tests.support import PERMISSIVE_POLICY
 
 TOOL_NAMES = frozenset(
     {
@@ -160,7 +161,7 @@ def hermetic_settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         if name.upper().startswith("AGENTCARD_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(home.parent)
-    settings = Settings(issuer="sandbox", home=home)
+    settings = Settings(issuer="sandbox", home=home, policy_file=PERMISSIVE_POLICY)
     assert (settings.api_key, settings.agent_id) == (None, None)
     return settings
 

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
-from tests.support import Standalone, standalone_server
+from tests.support import PERMISSIVE_POLICY, Standalone, standalone_server
 
 pytestmark = pytest.mark.anyio
 
@@ -162,7 +162,7 @@ def check_session(steps: list[Step], issuer: str) -> None:
 
 
 async def embedded_baseline(home: Path) -> list[Step]:
-    async with Client(create_server(Settings(home=home))) as client:
+    async with Client(create_server(Settings(home=home, policy_file=PERMISSIVE_POLICY))) as client:
         steps = await scripted_session(client)
     check_session(steps, "sandbox")
     return steps
@@ -183,6 +183,7 @@ async def test_in_process_server_on_the_standalone_sandbox_matches_the_embedded_
         base_url=standalone.base_url,
         api_key=SecretStr(standalone.api_key()),
         home=hermetic / "remote-home",
+        policy_file=PERMISSIVE_POLICY,
     )
     with anyio.fail_after(20):
         async with Client(create_server(settings)) as client:
@@ -206,6 +207,7 @@ async def test_stdio_server_on_the_standalone_sandbox_matches_the_embedded_one(
             "AGENTCARD_BASE_URL": standalone.base_url,
             "AGENTCARD_API_KEY": key,
             "AGENTCARD_HOME": str(hermetic / "remote-home"),
+            "AGENTCARD_POLICY_FILE": str(PERMISSIVE_POLICY),
         },
         cwd=hermetic,
     )
@@ -262,6 +264,7 @@ async def test_a_wrong_api_key_fails_every_tool_with_issuer_auth_failed(
         base_url=standalone.base_url,
         api_key=SecretStr(standalone.api_key()),
         home=hermetic / "home",
+        policy_file=PERMISSIVE_POLICY,
     )
     with anyio.fail_after(20):
         async with Client(create_server(real)) as client:
@@ -302,6 +305,7 @@ async def test_an_unreachable_issuer_fails_every_tool_with_issuer_unavailable(
             base_url=f"http://127.0.0.1:{port}",
             api_key=SecretStr("ac_test_" + "Zq8Wn3Lp0Xv5Rt7Yb2Mc4Kd6Hf9Gj1Sa"),
             home=hermetic / "home",
+            policy_file=PERMISSIVE_POLICY,
         )
         with anyio.fail_after(20):
             texts = await every_tool_fails(settings, "card_01ABCDEFGHJKMNPQRSTVWXYZ00")

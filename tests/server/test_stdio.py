@@ -24,6 +24,8 @@ from mcp_types.version import (
     MODERN_PROTOCOL_VERSIONS,
 )
 
+from tests.support import PERMISSIVE_POLICY
+
 pytestmark = pytest.mark.anyio
 
 SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
@@ -61,7 +63,10 @@ async def test_a_session_through_the_sdk_client_over_stdio(tmp_path: Path, mode:
     # The SDK passes only a few safe variables (PATH, HOME, ...) plus this env: AGENTCARD_HOME is
     # the only AGENTCARD_* variable the server sees; cwd has no .env file.
     params = StdioServerParameters(
-        command=str(SCRIPT), args=[], env={"AGENTCARD_HOME": str(home)}, cwd=tmp_path
+        command=str(SCRIPT),
+        args=[],
+        env={"AGENTCARD_HOME": str(home), "AGENTCARD_POLICY_FILE": str(PERMISSIVE_POLICY)},
+        cwd=tmp_path,
     )
     with anyio.fail_after(30):
         async with Client(params, mode=mode) as client:
@@ -206,7 +211,11 @@ async def test_raw_stdio_carries_only_json_rpc_and_logs_go_to_stderr(tmp_path: P
     with anyio.fail_after(30):
         async with (
             await anyio.open_process(
-                [str(SCRIPT)], env=clean_env(AGENTCARD_HOME=str(home)), cwd=tmp_path
+                [str(SCRIPT)],
+                env=clean_env(
+                    AGENTCARD_HOME=str(home), AGENTCARD_POLICY_FILE=str(PERMISSIVE_POLICY)
+                ),
+                cwd=tmp_path,
             ) as process,
             anyio.create_task_group() as tasks,
         ):

@@ -32,13 +32,19 @@ class AgentCardIssuer:
         name: str,
         mode: Literal["test", "live"],
         agent_id: str | None = None,
+        owner_settings: bool = False,
     ) -> None:
         self.http = http
         self.name = name
         self.mode = mode
         self._agent_id = agent_id
-        # Test keys may swipe through /v1/_test/swipe; live keys never can.
-        self.capabilities = _CAPABILITIES | ({Capability.SIMULATE} if mode == "test" else set())
+        # Test keys may swipe through /v1/_test/swipe; live keys never can. The owner's
+        # merchant blocklist is a dashboard setting at AgentCard; only the sandbox offers it
+        # through the API (PATCH /v1/owner).
+        extra = {Capability.SIMULATE} if mode == "test" else set()
+        if owner_settings:
+            extra.add(Capability.MERCHANT_BLOCKLIST)
+        self.capabilities = _CAPABILITIES | extra
 
     async def default_agent_id(self) -> str:
         """The configured agent, else the account's first active agent (the starter agent)."""
@@ -148,6 +154,9 @@ class AgentCardIssuer:
     async def usage(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.http.request("GET", "/v1/usage")
         return result
+
+    async def set_merchant_blocklist(self, merchants: list[str]) -> None:
+        await self.http.request("PATCH", "/v1/owner", json={"merchant_blocklist": merchants})
 
     async def simulate(
         self, card_id: str, amount_cents: int, merchant: str, mcc: str

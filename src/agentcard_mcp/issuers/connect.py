@@ -69,6 +69,7 @@ async def _embedded_sandbox(settings: Settings) -> AsyncIterator[Issuer]:
                 name="sandbox",
                 mode="test",
                 agent_id=settings.agent_id or credentials.agent_id,
+                owner_settings=True,
             )
     finally:
         store.close()
