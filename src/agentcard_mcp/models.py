@@ -26,7 +26,7 @@ __all__ = [
 
 MAX_CENTS = 1_000_000_000_00  # $1bn: far beyond any card, far below integer trouble
 
-Cents = Annotated[int, Field(strict=True, gt=0, le=MAX_CENTS)]  # USD cents: 1500 is $15.00
+Cents = Annotated[int, Field(strict=True, ge=1, le=MAX_CENTS)]  # USD cents: 1500 is $15.00
 CardId = Annotated[
     str,
     StringConstraints(
@@ -119,11 +119,11 @@ class Authorization(_Model):
 class Limits(_Model):
     issuer: str
     mode: Literal["test", "live"]
-    day: str = Field(description="UTC day; budgets reset at 00:00 UTC")
+    day: str  # the UTC day; budgets reset at 00:00 UTC
     active_cards: int
     max_active_cards: int
-    committed_daily_cents: int = Field(description="Sum of active cards' daily limits")
-    remaining_daily_cents: int = Field(description="Daily limit room left for new/raised cards")
+    committed_daily_cents: int  # the sum of the active cards' daily limits
+    remaining_daily_cents: int  # max_total_daily_cents - committed_daily_cents
     max_total_daily_cents: int
     max_card_daily_limit_cents: int
     max_per_auth_cents: int

@@ -63,8 +63,8 @@ Merchant = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ApprovalId = Annotated[
     str | None,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^apr_[a-z0-9]+$"),
-    Field(description="The operator's approval id, when a call was approval_required"),
+    StringConstraints(max_length=64, pattern=r"^apr_[a-z0-9]+$"),
+    Field(description="Id from approval_required"),
 ]
 
 _TAG_LIST = ", ".join(TAGS)
@@ -268,13 +268,13 @@ def _register_tools(server: CardServer, service: CardService) -> None:
 
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:
-        """Your spending room today: active cards, the daily budget they commit, what was spent
-        (UTC day), and the issuer's own card limits. Call this first to orient yourself."""
+        """Your limits and spending room today (UTC): the operator's ceilings, the budget your
+        cards commit, pending approvals. Call this first."""
         return await service.get_limits()
 
     @server.tool(annotations=_write(idempotent=False))
     async def create_card(
-        purpose: Annotated[Purpose, Field(description="What the card is for, in a few words")],
+        purpose: Annotated[Purpose, Field(description="What the card is for")],
         daily_limit_cents: Annotated[Cents, Field(description="Max spend per UTC day, in cents")],
         per_auth_max_cents: Annotated[
             Cents | None, Field(description="Max per purchase, in cents (default: the daily limit)")
@@ -284,7 +284,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             Field(description=f"Allowed categories (default any): {_TAG_LIST}, or MCC codes"),
         ] = None,
         ttl_minutes: Annotated[
-            int | None, Field(strict=True, gt=0, le=525_600, description="Expire after minutes")
+            int | None, Field(strict=True, ge=1, le=525_600, description="Expire after minutes")
         ] = None,
         single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[
@@ -292,14 +292,13 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = None,
         idempotency_key: Annotated[
             IdempotencyKey | None,
-            Field(description="Reuse the same key to retry this exact request safely"),
+            Field(description="Same key = safe retry"),
         ] = None,
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Create a new prepaid card for one purpose. Amounts are integer USD cents (5000 = $50).
-        Use the narrowest limits and categories that fit the task; reuse idempotency_key when
-        retrying so a retry never makes a second card."""
+        """Create a prepaid card for one purpose. Amounts are integer USD cents (5000 = $50).
+        Use the narrowest limits and categories that fit; reuse idempotency_key to retry."""
         return await service.create_card(
             purpose=purpose,
             daily_limit_cents=daily_limit_cents,
@@ -332,8 +331,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         card_id: CardId,
         reason: Annotated[str | None, StringConstraints(max_length=500)] = None,
     ) -> Card:
-        """Freeze a card at once: every purchase declines until it is unfrozen. Use it the
-        moment something looks wrong; it is always allowed and reversible."""
+        """Freeze a card now: every purchase declines until it is unfrozen. Always allowed;
+        use it the moment something looks wrong."""
         return await service.freeze_card(card_id)
 
     @server.tool(annotations=_write(idempotent=True))
@@ -342,7 +341,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(unfreeze_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Unfreeze a frozen card so it can spend again (the operator may require approval)."""
+        """Unfreeze a frozen card so it can spend again."""
         return await service.unfreeze_card(card_id, approval_id=approval_id, answer=answer)
 
     @server.tool(annotations=_write(idempotent=True))
@@ -390,8 +389,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = None,
         decision: Literal["approve", "decline"] | None = None,
     ) -> LedgerPage:
-        """Every purchase decision (approved or declined, with its reason), newest first. Give
-        card_id for one card, or nothing for all your cards; page on with next_cursor."""
+        """Purchase decisions with their reasons, newest first: one card (card_id) or all
+        your cards; page on with next_cursor."""
         return await service.read_ledger(
             card_id=card_id, agent_id=agent_id, limit=limit, cursor=cursor, decision=decision
         )
@@ -403,6 +402,6 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         merchant: Annotated[Merchant, Field(description="Merchant name")],
         mcc: Annotated[Category, Field(description="Merchant category tag or 4-digit MCC")],
     ) -> Authorization:
-        """Test mode only: pretend a merchant charges amount_cents (integer USD cents) to the
-        card, to see whether it is approved and why. It is written to the test ledger."""
+        """Test mode only: a merchant charges amount_cents (integer USD cents) to the card;
+        see whether it is approved, and why."""
         return await service.simulate_purchase(card_id, amount_cents, merchant, mcc)
