@@ -17,6 +17,7 @@ import httpx
 from mcp.server import MCPServer
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
@@ -28,7 +29,7 @@ from .approvals import ApprovalStore
 from .audit import AuditLog
 from .categories import TAGS
 from .consent import ApprovalForm, caller
-from .errors import AgentCardError, ApprovalRequired, InvalidParams
+from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
 from .issuers.connect import open_issuer
 from .models import (
     Authorization,
@@ -78,12 +79,20 @@ def _write(*, idempotent: bool, destructive: bool = False) -> ToolAnnotations:
     return ToolAnnotations(destructive_hint=destructive, idempotent_hint=idempotent or None)
 
 
+# How the SDK words a resolver's failed elicitation ("Resolver 'x' received an accepted
+# elicitation with no content", "... does not match the requested schema").
+_RESOLVER_FAILURE = "elicitation"
+
+
 def _as_agent_error(exc: BaseException) -> AgentCardError | None:
     """Our error behind an SDK wrapper, or invalid_params for arguments that failed their types."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, AgentCardError):
             return seen
+        if isinstance(seen, ToolError) and _RESOLVER_FAILURE in str(seen):
+            # The client answered the approval form with nothing usable: no approval.
+            return ApprovalDenied("the approval form came back empty or malformed; not approved.")
         if isinstance(seen, ValidationError):
             return InvalidParams(_describe(seen))
         seen = seen.__cause__
@@ -220,11 +229,15 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             ttl_minutes=ttl_minutes,
             single_use=single_use,
         )
+        # Everything the approval would cover goes in front of the human (agent_id included).
         arguments = {
             "purpose": purpose,
             "daily_limit_cents": daily_limit_cents,
             "per_auth_max_cents": per_auth_max_cents,
             "mcc_allowlist": mcc_allowlist,
+            "ttl_minutes": ttl_minutes,
+            "single_use": single_use,
+            "agent_id": agent_id,
         }
         summary = consent.summarize("create_card", arguments, verdict)
         return consent.ask(ctx, verdict, approval_id, summary)
