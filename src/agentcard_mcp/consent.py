@@ -16,6 +16,7 @@ client's own UI or in the operator's terminal.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -82,14 +83,23 @@ def can_elicit(ctx: Context[Any, Any]) -> bool:
 
 
 def summarize(tool: str, arguments: Mapping[str, Any], verdict: Verdict) -> str:
+    """The action as the human will see it. Agent-written text is shown with control and
+    formatting characters escaped: a right-to-left override in a purpose must not be able to
+    make "5000" read as "0005" in the approval form."""
     shown = {
         k: v
         for k, v in arguments.items()
-        if v is not None and k not in ("approval_id", "idempotency_key")
+        if v not in (None, "", False) and k not in ("approval_id", "idempotency_key")
     }
-    detail = ", ".join(f"{k}={v}" for k, v in shown.items())
+    detail = ", ".join(f"{k}={_visible(str(v))}" for k, v in shown.items())
     why = "; ".join(verdict.reasons)
     return f"{tool}({detail})" + (f" — {why}" if why else "")
+
+
+def _visible(text: str) -> str:
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text
+    )
 
 
 def ask(

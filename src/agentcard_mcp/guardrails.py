@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from . import categories
 from .errors import CategoryNotAllowed, GuardrailExceeded, InvalidParams, MerchantBlocked
 from .models import Card
+from .sandbox.authorize import normalize_merchant
 
 __all__ = [
     "ALLOWED",
@@ -523,4 +524,4 @@ def _sum_daily(cards: Iterable[Card]) -> int:
 
 
 def _merchant_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    return normalize_merchant(name)

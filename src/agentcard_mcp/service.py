@@ -169,6 +169,8 @@ class CardService:
             mcc_allowlist=categories.normalize(mcc_allowlist or []),
         )
         card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
+        if (note := consent.audit_note.get()) is not None:
+            note.card_id = card.id  # recorded even if the read-back below refuses the card
         expected = Policy(
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents or daily_limit_cents,

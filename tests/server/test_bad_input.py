@@ -114,6 +114,8 @@ def _card_id_cases() -> list[ParameterSet]:
     for tool, base, label in calls:
         cases.append(case(tool, {**base, "card_id": UNKNOWN_CARD}, "not_found", "unknown" + label))
         for name, value in MALFORMED_CARDS.items():
+            if tool == "read_ledger" and value == "":
+                continue  # for read_ledger an empty card_id means "not given": the agent's ledger
             malformed = {**base, "card_id": value}
             cases.append(case(tool, malformed, "invalid_params", f"malformed-{name}{label}"))
         if tool != "read_ledger":  # read_ledger without card_id reads the agent's ledger
@@ -149,7 +151,6 @@ CASES: list[ParameterSet] = [
     case("create_card", {**CREATE, "ttl_minutes": 1.5}, "invalid_params", "ttl-float"),
     case("create_card", {**CREATE, "agent_id": "../agents"}, "invalid_params", "agent-malformed"),
     case("create_card", {**CREATE, "agent_id": "agt_nobody"}, "not_found", "agent-unknown"),
-    case("create_card", {**CREATE, "idempotency_key": ""}, "invalid_params", "key-empty"),
     case("create_card", {**CREATE, "idempotency_key": "k" * 256}, "invalid_params", "key-256"),
     # list_cards
     case("list_cards", {"status": "deleted"}, "invalid_params", "status-unknown"),

@@ -22,6 +22,7 @@ authorization that passed everything else may count against the day.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -65,8 +66,12 @@ class SwipeFacts:
 
 
 def normalize_merchant(name: str) -> str:
-    """Blocklist matching ignores case and runs of whitespace: "ACME  Corp" is "acme corp"."""
-    return " ".join(name.casefold().split())
+    """Blocklist matching ignores case, runs of whitespace, compatibility forms and invisible
+    characters: "ACME  Corp", its fullwidth form and "ACME\u200bCorp" are all "acme corp" — a
+    blocked merchant cannot get through by spelling its name differently."""
+    folded = unicodedata.normalize("NFKC", name)
+    visible = "".join(" " if unicodedata.category(c) == "Cf" else c for c in folded)
+    return " ".join(visible.casefold().split())
 
 
 Check = Callable[[SwipeFacts], bool]
