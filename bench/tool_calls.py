@@ -53,6 +53,7 @@ from mcp.server import MCPServer
 from mcp.types.version import LATEST_HANDSHAKE_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
+PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
 HERE = Path(__file__).resolve()
 
 GET_TARGET = 3.0  # in-memory get_card: p50 and calls/s within 3x the floor
@@ -285,7 +286,11 @@ async def stdio_session(
 
 
 async def bench_stdio(home: Path, n: tuple[int, int], mode: str, errlog: TextIO) -> Transport:
-    env = {"AGENTCARD_HOME": str(home), "AGENTCARD_ISSUER": "sandbox"}
+    env = {
+        "AGENTCARD_HOME": str(home),
+        "AGENTCARD_ISSUER": "sandbox",
+        "AGENTCARD_POLICY_FILE": str(PERMISSIVE_POLICY),
+    }
     async with (
         stdio_session(sys.executable, [str(HERE), "--serve-floor"], env, errlog, mode) as (
             floor,
@@ -959,6 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="agentcard-bench-") as name:
         tmp = Path(name)
         (tmp / "stdio").mkdir()  # the stdio servers' home and working directory
+        # The benchmark measures calls, not the operator's ceilings: a policy that stays out of
+        # the way (read by in-memory servers from the environment, passed on to stdio ones).
+        os.environ["AGENTCARD_POLICY_FILE"] = str(PERMISSIVE_POLICY)
         errlog_path = tmp / "servers.log"
         with errlog_path.open("w") as errlog:
             try:
