@@ -139,7 +139,7 @@ CATEGORY_LISTS = st.one_of(
 )
 # Amounts a careful agent would ask for: within the per-card ceiling, around the threshold.
 PLAUSIBLE_DAILY = st.one_of(
-    st.sampled_from([500, 1_000, 2_000, 2_001, 2_500, 3_000, 4_000, 4_500, 5_000]),
+    st.sampled_from([500, 1_000, 2_000, 2_001, 2_500, 3_000, 4_000, 4_500, 4_999, 5_000]),
     st.integers(min_value=500, max_value=MAX_CARD_DAILY),
 )
 PLAUSIBLE_PER_AUTH = st.sampled_from([500, 1_000, 2_000, 2_001, 3_000, 3_001])
@@ -184,6 +184,7 @@ class Expect:
     refused: frozenset[str] = frozenset()  # non-empty: a tool error with one of these codes
     approval: bool = False  # allowed, but only with the human's approval
     effect: dict[str, View] = field(default_factory=dict)  # the changed cards, when it succeeds
+    creates: View | None = None  # the new card, when it succeeds
     closes: str | None = None  # the card that is gone when it succeeds
 
 
@@ -347,11 +348,10 @@ class GuardrailMachine(RuleBasedStateMachine):
         predicted.update(expect.effect)
         if expect.closes is not None:
             predicted.pop(expect.closes)
-        if tool == "create_card":
+        if expect.creates is not None:
             new_id = outcome.data["id"]
             assert new_id not in before, shown
-            predicted[new_id] = expect.effect["new"]
-            predicted.pop("new")
+            predicted[new_id] = expect.creates
         assert after == predicted, f"unexpected effect: {shown}\n{before}\n{predicted}\n{after}"
         return outcome
 
@@ -408,7 +408,7 @@ class GuardrailMachine(RuleBasedStateMachine):
         if codes:
             return refused(*codes)
         card: View = ("active", daily, effective_per_auth, tuple(sorted(tags)))
-        return Expect(approval=daily > APPROVAL_ABOVE, effect={"new": card})
+        return Expect(approval=daily > APPROVAL_ABOVE, creates=card)
 
     def expect_set_policy(
         self, card_id: str, daily: Any | None, per_auth: Any | None, names: list[str] | None
@@ -546,6 +546,20 @@ class GuardrailMachine(RuleBasedStateMachine):
         capped = None if per_auth is None else min(per_auth, daily)
         return self._create(daily, capped, names, answer, None)
 
+    @rule(target=cards, offset=st.sampled_from([0, 1, -1]), answer=MOSTLY_APPROVE)
+    def create_at_the_edge(self, offset: int, answer: Answer) -> str | MultipleResults[str]:
+        # Exactly the room left under max_total_daily_cents, a cent more, or a cent less.
+        room = MAX_TOTAL_DAILY - sum(card["daily_limit_cents"] for card in self._active())
+        daily = max(1, min(room + offset, MAX_CARD_DAILY))
+        return self._create(daily, min(daily, MAX_PER_AUTH), ["travel"], answer, None)
+
+    @rule(card_id=cards, offset=st.sampled_from([0, 1, -1]), answer=MOSTLY_APPROVE)
+    def raise_to_the_edge(self, card_id: str, offset: int, answer: Answer) -> None:
+        # A card's daily limit raised to exactly what the others leave, a cent more, or less.
+        others = sum(c["daily_limit_cents"] for c in self._active() if c["id"] != card_id)
+        daily = max(1, min(MAX_TOTAL_DAILY - others + offset, MAX_CARD_DAILY + offset))
+        self._set_policy(card_id, daily, None, None, answer, None)
+
     @rule(
         card_id=cards,
         daily=st.none() | CENTS,
@@ -624,6 +638,17 @@ class GuardrailMachine(RuleBasedStateMachine):
         # that the count/total re-check and the unfreeze gate are exercised often.
         frozen = sorted(id_ for id_, card in self.state.items() if card["status"] == "frozen")
         self._unfreeze(frozen[pick % len(frozen)], answer, approval)
+
+    @precondition(lambda self: bool(self._active()))
+    @rule(pick=st.integers(min_value=0, max_value=9), answer=MOSTLY_APPROVE)
+    def freeze_refill_unfreeze(self, pick: int, answer: Answer) -> None:
+        # The way round the totals an agent would try: freeze a card, spend its room on a new
+        # one, then bring the frozen card back. The unfreeze must fit the count and total.
+        active = sorted(card["id"] for card in self._active())
+        card_id = active[pick % len(active)]
+        self._check("freeze_card", {"card_id": card_id}, self.expect_freeze(card_id))
+        self.create_at_the_edge(0, answer)
+        self._unfreeze(card_id, answer, None)
 
     def _unfreeze(self, card_id: str, answer: Answer, approval: str | None) -> None:
         arguments: dict[str, Any] = {"card_id": card_id}
