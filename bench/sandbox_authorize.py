@@ -64,6 +64,8 @@ from tests.support import (  # noqa: E402
     standalone_server,
 )
 
+from bench.process_cpu import cpu_seconds  # noqa: E402
+
 SWIPE = "/v1/_test/swipe"
 TARGET_MS = {"inprocess": 5.0, "http": 15.0}
 DEFAULT_N = 2000
@@ -215,22 +217,6 @@ class Target:
     server_pid: int | None = None
 
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system, all threads) of this process plus ``pid``'s, if any."""
-    total = time.process_time()
-    if pid is not None:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return math.nan
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
-        total += (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14, 15
-    return total
-
-
 def inprocess_target(app: Starlette, api_key: str) -> Target:
     headers = {"Authorization": f"Bearer {api_key}"}
     return Target(
@@ -273,9 +259,9 @@ async def run_cell(
     try:
         await drive(clients, send, 0, warmup)
         measuring()
-        cpu = _cpu_seconds(target.server_pid)
+        cpu = cpu_seconds(target.server_pid)
         sample = await drive(clients, send, warmup, n)
-        sample.cpu_seconds = _cpu_seconds(target.server_pid) - cpu
+        sample.cpu_seconds = cpu_seconds(target.server_pid) - cpu
         return sample
     finally:
         for client in clients:

@@ -54,6 +54,11 @@ from mcp.types.version import LATEST_HANDSHAKE_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
+if str(REPO) not in sys.path:  # so that ``python bench/tool_calls.py`` finds bench/
+    sys.path.insert(0, str(REPO))
+
+from bench.process_cpu import cpu_seconds  # noqa: E402
+
 HERE = Path(__file__).resolve()
 
 GET_TARGET = 3.0  # in-memory get_card: p50 and calls/s within 3x the floor
@@ -96,21 +101,6 @@ def _serve_floor() -> None:
 
 # --- measuring ------------------------------------------------------------------------------
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """CPU time (user + system, all threads) of this process plus ``pid``'s, if any."""
-    total = time.process_time()
-    if pid is not None:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return math.nan
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
-        total += (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14, 15
-    return total
-
 
 def _children() -> set[int]:
     """Process ids of this process's children (Linux), to find a spawned server."""
@@ -148,13 +138,13 @@ class Cell:
         while done < count:
             k = min(count - done, self.batch or count)
             latencies = []
-            cpu = _cpu_seconds(self.pid)
+            cpu = cpu_seconds(self.pid)
             for _ in range(k):
                 began = time.perf_counter_ns()
                 await self.op(self._calls)
                 latencies.append(time.perf_counter_ns() - began)
                 self._calls += 1
-            cpu = _cpu_seconds(self.pid) - cpu
+            cpu = cpu_seconds(self.pid) - cpu
             if record:
                 self.latencies_ns += latencies
                 self.cpu_seconds += cpu
