@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TextIO, TypeVar, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
+from .redaction import redact_text
 
 __all__ = [
     "APPROVAL_TTL",
@@ -477,10 +478,11 @@ def _remaining(approval: Approval, now: datetime) -> str:
 def _printable(text: str) -> str:
     """Summaries and arguments carry the agent's own text (a card's purpose): escape control
     and format characters, so it cannot move the cursor, recolour or reorder (bidi) what the
-    operator reads in the terminal before approving."""
+    operator reads in the terminal before approving. Card details and secrets are masked
+    first (DESIGN §6)."""
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
         if unicodedata.category(ch).startswith("C")
         else ch
-        for ch in text
+        for ch in redact_text(text)
     )

@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TextIO
 
+from .redaction import redact_text
+
 __all__ = [
     "AUDIT_FILENAME",
     "DEFAULT_TAIL",
@@ -418,7 +420,9 @@ def _lines_backwards(file: BinaryIO, block: int = 65536) -> Iterator[bytes]:
 
 def _printable(text: str) -> str:
     # The log holds what agents sent: control and format characters are shown escaped so a
-    # crafted argument cannot move the cursor or recolour the operator's terminal.
+    # crafted argument cannot move the cursor or recolour the operator's terminal. Lines are
+    # masked when written; masking again on the way out covers a log from an older version.
+    text = redact_text(text)
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

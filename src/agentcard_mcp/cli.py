@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from . import __version__
+from .redaction import install_log_redaction, redact_text
 from .settings import load_settings
 
 __all__ = ["main"]
@@ -139,19 +140,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
     if args.command == "sandbox":
         from .errors import AgentCardError
 
         try:
             return _sandbox(args)
         except AgentCardError as exc:
-            print(f"agentcard-mcp sandbox: {exc}", file=sys.stderr)
+            _fail("agentcard-mcp sandbox", exc)
             return 2
     if args.command == "demo":
         return _demo()
     if args.command in ("policy", "approvals", "audit"):
         return _operator_command(args)
     return _serve()
+
+
+def _fail(prefix: str, exc: BaseException) -> None:
+    """An error for the operator's terminal, masked: an issuer's message may quote card data."""
+    print(f"{prefix}: {redact_text(str(exc))}", file=sys.stderr)
 
 
 def _operator_command(args: argparse.Namespace) -> int:
@@ -161,7 +168,7 @@ def _operator_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except AgentCardError as exc:
-        print(f"agentcard-mcp: {exc}", file=sys.stderr)
+        _fail("agentcard-mcp", exc)
         return 2
     if args.command == "policy":
         from .guardrails import policy_command
@@ -189,7 +196,7 @@ def _demo() -> int:
     try:
         anyio.run(run_demo, sys.stdout, load_settings())
     except AgentCardError as exc:
-        print(f"agentcard-mcp demo: {exc}", file=sys.stderr)
+        _fail("agentcard-mcp demo", exc)
         return 2
     return 0
 
@@ -204,7 +211,7 @@ def _serve() -> int:
         settings.check()
         server = create_server(settings)  # a bad policy file stops it here, naming the key
     except AgentCardError as exc:
-        print(f"agentcard-mcp: {exc}", file=sys.stderr)
+        _fail("agentcard-mcp", exc)
         return 2
     if sys.stdin.isatty():
         print(

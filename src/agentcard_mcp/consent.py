@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from .approvals import ApprovalStore
 from .errors import ApprovalDenied, ApprovalRequired
 from .guardrails import Verdict
+from .redaction import redact_text
 
 __all__ = [
     "ApprovalForm",
@@ -91,9 +92,9 @@ def summarize(tool: str, arguments: Mapping[str, Any], verdict: Verdict) -> str:
         for k, v in arguments.items()
         if v not in (None, "", False) and k not in ("approval_id", "idempotency_key")
     }
-    detail = ", ".join(f"{k}={_visible(str(v))}" for k, v in shown.items())
+    detail = ", ".join(f"{k}={_visible(redact_text(str(v)))}" for k, v in shown.items())
     why = "; ".join(verdict.reasons)
-    return f"{tool}({detail})" + (f" — {why}" if why else "")
+    return redact_text(f"{tool}({detail})" + (f" — {why}" if why else ""))
 
 
 def _visible(text: str) -> str:

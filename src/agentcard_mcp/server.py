@@ -8,6 +8,7 @@ become that text.
 # No `from __future__ import annotations`: the SDK resolves the tool signatures, whose
 # Resolve(...) markers name resolvers local to _register_tools.
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ from .models import (
     Limits,
     Purpose,
 )
+from .redaction import install_log_redaction, redact, redact_text
 from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
@@ -138,7 +140,7 @@ class CardServer(MCPServer[None]):
         started = time.perf_counter()
         outcome = "internal_error"
         try:
-            result = await super().call_tool(name, arguments, context)
+            result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
                 entry.card_id = (result.structured_content or {}).get("id")
@@ -154,7 +156,7 @@ class CardServer(MCPServer[None]):
             if isinstance(error, ApprovalRequired):
                 entry.approval_id = error.approval_id
             return CallToolResult(
-                content=[TextContent(type="text", text=str(error))], is_error=True
+                content=[TextContent(type="text", text=redact_text(str(error)))], is_error=True
             )
         finally:
             consent.audit_note.reset(token)
@@ -167,6 +169,53 @@ class CardServer(MCPServer[None]):
                 approval_id=entry.approval_id or _short_text(arguments.get("approval_id")),
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
+
+
+def _redacted(
+    result: CallToolResult | InputRequiredResult,
+) -> CallToolResult | InputRequiredResult:
+    """The result with card details and secrets masked (DESIGN §6). Every tool's result passes
+    here — the one boundary — so no tool can opt out.
+
+    When masking changed the structured result, the text copy is made again from it; otherwise
+    the text is masked on its own (a tool may have returned text only, or text that differs)."""
+    if not isinstance(result, CallToolResult):
+        return result  # asking the human: the form's text was masked when it was written
+    structured = result.structured_content
+    clean = redact(structured) if structured is not None else None
+    content = [
+        _redacted_block(block, clean if clean is not structured else None)
+        for block in result.content
+    ]
+    if clean is structured and all(
+        new is old for new, old in zip(content, result.content, strict=True)
+    ):
+        return result
+    return result.model_copy(update={"structured_content": clean, "content": content})
+
+
+def _redacted_block(block: Any, structured: dict[str, Any] | None) -> Any:
+    if not isinstance(block, TextContent):
+        return block  # we return no images, audio or resources
+    text = block.text
+    if structured is not None and text.lstrip().startswith("{"):
+        new = redact_text(json.dumps(structured, indent=2, ensure_ascii=False))
+    elif text.lstrip()[:1] in ("{", "["):
+        new = _redacted_json_text(text)
+    else:
+        new = redact_text(text)
+    return block if new == text else block.model_copy(update={"text": new})
+
+
+def _redacted_json_text(text: str) -> str:
+    """JSON text masked through its structure (which catches a PAN split over fields), then as
+    text (which catches what the structure hides, e.g. in a key)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    clean = redact(data)
+    return redact_text(text) if clean is data else redact_text(json.dumps(clean, indent=2))
 
 
 def _short_text(value: Any) -> str | None:
@@ -189,6 +238,7 @@ def create_server(
 ) -> CardServer:
     """The server for ``settings``; ``issuer_transport`` stands in for a remote issuer's network."""
     settings = settings or Settings()
+    install_log_redaction()
     # A bad policy file stops the server here, before anything is served (PolicyError names
     # the file and the key).
     policy = guardrails.load_policy(settings.policy_file, settings.home).policy
@@ -210,7 +260,7 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        audit=AuditLog(home / "audit.jsonl"),
+        audit=AuditLog(home / "audit.jsonl", scrub=redact),
     )
     _register_tools(server, service)
     return server

@@ -1,0 +1,515 @@
+"""Card data and secrets are masked before anything leaves the server (DESIGN §6).
+
+Pure functions, applied once at the output boundary (``CardServer.call_tool``, the audit log,
+logging, the CLI's printed errors):
+
+- ``redact(value)`` walks JSON-shaped data (dicts, lists, strings, numbers) at any depth, keys
+  included. It returns the *same object* when there is nothing to mask, so the common clean
+  result costs a walk and no copies.
+- ``redact_text(text)`` masks one string.
+
+What is masked, and how:
+
+- **PANs** — runs of 13 to 19 digits, optionally grouped with spaces, tabs, dashes, dots,
+  underscores or NBSPs, that start with a card brand's prefix, have a length that brand issues,
+  and pass Luhn. Fullwidth and other Unicode digits are read through NFKC. JSON integers are
+  checked the same way. A PAN split over a dict's neighbouring string fields (``"4242 4242"``,
+  ``"4242 4242"``) is caught too. Mask: ``•••• 4242`` (the last four, as every issuer shows).
+- **Card fields by name** — number, pan, card_number, cvc, cvv, cvv2, cvc2, csc,
+  security_code, exp, exp_month, exp_year, exp_date, expiry*, expiration* (any case,
+  camelCase, dashes): the whole value becomes ``••••`` (``•••• 4242`` if it was a PAN). In free
+  text, a CVC or expiry after its label (``cvc: 123``, ``"exp_month": 12``, ``exp 09/31``) too.
+- **Secrets** — issuer keys (``ac_live_``, ``ac_test_``, ``ak_``, ``clw_``, ``lk_``, ``sk_``,
+  ``rk_``, ``whsec_``), our own ``amcp_`` keys, and ``Bearer`` tokens: ``••••``.
+
+Fail closed: a run of more than ``_MAX_RUN`` digits, or a string with more than
+``_MAX_CANDIDATES`` digit runs long enough to be a PAN, is masked wholesale rather than checked
+run by run — no real result looks like that, and checking it would cost time an attacker chooses.
+
+Linear time: every pattern is a single character class repetition or a bounded alternation (no
+nested quantifiers), so the ``re`` engine never backtracks more than a constant per position.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "install_log_redaction",
+    "is_card_field",
+    "is_pan",
+    "mask_pan",
+    "redact",
+    "redact_text",
+]
+
+MASK = "••••"
+
+_MIN_PAN, _MAX_PAN = 13, 19
+_MAX_RUN = 2 * _MAX_PAN + 2  # digits; a longer run is masked whole (two PANs and a CVC fit)
+_MAX_CANDIDATES = 256  # long-enough digit runs checked one by one in one string
+_MAX_GAP = 3  # separator characters allowed between two digit groups of one number
+
+# -- PAN recognition -------------------------------------------------------------------------
+
+# (lowest prefix, highest prefix, lengths). Prefixes compare as integers of their own width.
+_BRANDS: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("6011", "6011", frozenset(range(16, 20))),  # Discover
+    ("644", "649", frozenset(range(16, 20))),
+    ("65", "65", frozenset(range(16, 20))),
+    ("622126", "622925", frozenset(range(16, 20))),
+    ("3528", "3589", frozenset(range(16, 20))),  # JCB
+    ("62", "62", frozenset(range(16, 20))),  # UnionPay
+    ("50", "50", frozenset(range(13, 20))),  # Maestro
+    ("56", "69", frozenset(range(13, 20))),
+    ("36", "36", frozenset(range(14, 20))),  # Diners Club
+    ("300", "305", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(16, 20))),
+    ("2200", "2204", frozenset(range(16, 20))),  # Mir
+    ("1", "1", frozenset({15})),  # UATP
+)
+
+
+def _brand_allows(digits: str) -> bool:
+    n = len(digits)
+    return any(lo <= digits[: len(lo)] <= hi and n in lengths for lo, hi, lengths in _BRANDS)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def is_pan(digits: str) -> bool:
+    """Whether ``digits`` (ASCII digits only) is a card number: a brand's prefix and length,
+    and a valid Luhn check digit."""
+    return _MIN_PAN <= len(digits) <= _MAX_PAN and _brand_allows(digits) and _luhn(digits)
+
+
+def mask_pan(digits: str) -> str:
+    return f"{MASK} {digits[-4:]}"
+
+
+# -- text ------------------------------------------------------------------------------------
+
+_SEPARATORS = " \t_.\u00a0-"
+# Zero-width and bidi formatting characters: invisible, so they may sit inside a number.
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212\ufe63"}
+_SEP = "[" + re.escape(_SEPARATORS) + "]"
+# A candidate: digits and separators, starting and ending with a digit, with room for a PAN.
+# One character-class repetition: linear, no backtracking beyond the trailing separators.
+_LONG_RUN = re.compile(rf"[0-9][0-9{re.escape(_SEPARATORS)}]{{{_MIN_PAN - 2},}}[0-9]")
+_GROUP = re.compile(r"[0-9]+")
+_GAP_TOO_WIDE = re.compile(rf"{_SEP}{{{_MAX_GAP + 1},}}")
+
+_SECRET_PREFIXES = ("ac_live_", "ac_test_", "ak_", "clw_", "lk_", "sk_", "rk_", "whsec_", "amcp_")
+_SECRET_HINTS = (*_SECRET_PREFIXES, "bearer")
+_SECRET = re.compile(
+    r"(?<![A-Za-z0-9])(?:" + "|".join(_SECRET_PREFIXES) + r")[A-Za-z0-9_\-]{6,}"
+    r"|(?<![A-Za-z0-9])(?i:bearer)[ \t]+[A-Za-z0-9._~+/\-]{8,}=*"
+)
+
+# A CVC or expiry after its label, in free text or JSON text ("cvc: 123", '"exp_month": 12').
+_LABEL_HINTS = ("cv", "csc", "cid", "security", "exp", "valid")
+_LABELLED = re.compile(
+    r"(?<![A-Za-z0-9])("
+    r"cvc2?|cvv2?|cvn|csc|cid|security[ _-]?code"
+    r"|exp(?:iry|iration|ires?)?(?:[ _-]?(?:date|month|year|mm|yy))?"
+    r"|valid[ _-]?(?:thru|through|until)"
+    r")(?![A-Za-z0-9])([^A-Za-z0-9\n]{0,5})"
+    r"[0-9]{1,4}(?:[ ]?[/-][ ]?[0-9]{2,4})?(?![0-9]|[/-][0-9])",
+    re.IGNORECASE,
+)
+
+
+class _Digits(dict[int, str]):
+    """``str.translate`` table: any Unicode decimal digit to its ASCII digit, computed once per
+    character (the table would have hundreds of entries to build up front)."""
+
+    def __missing__(self, codepoint: int) -> str:
+        value = unicodedata.decimal(chr(codepoint), None)
+        if value is None:
+            raise LookupError(codepoint)  # translate leaves the character as it is
+        self[codepoint] = str(value)
+        return self[codepoint]
+
+
+_UNICODE_DIGITS = _Digits()
+
+
+def _normalize(text: str) -> str:
+    """ASCII digits and separators for whatever Unicode spelling the text used: NFKC folds
+    fullwidth digits and NBSP-like spaces; dashes and other scripts' digits are mapped here."""
+    folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).translate(_DASHES)
+    return folded if folded.isascii() else folded.translate(_UNICODE_DIGITS)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every PAN, labelled CVC or expiry, and secret masked; ``text`` itself when
+    there is none."""
+    if len(text) < 7:  # "cvc 123" is the shortest thing masked
+        return text
+    if not text.isascii():
+        normalized = _normalize(text)
+        result = _redact_ascii_digits(normalized)
+        return text if result == normalized else result
+    return _redact_ascii_digits(text)
+
+
+def _redact_ascii_digits(text: str) -> str:
+    result = _mask_runs(text)
+    lowered = result.lower()
+    result = _sub_near(result, lowered, _LABEL_HINTS, _LABELLED, _keep_label)
+    lowered = result.lower()
+    return _sub_near(result, lowered, _SECRET_HINTS, _SECRET, lambda _: MASK)
+
+
+def _keep_label(match: re.Match[str]) -> str:
+    return match.group(1) + match.group(2) + MASK
+
+
+def _sub_near(
+    text: str,
+    lowered: str,
+    hints: tuple[str, ...],
+    pattern: re.Pattern[str],
+    replace: Callable[[re.Match[str]], str],
+) -> str:
+    """``pattern.sub`` tried only where one of ``hints`` occurs: ``str.find`` skips clean text
+    far faster than the regex engine's own scan can."""
+    starts = sorted({i for hint in hints for i in _find_all(lowered, hint)})
+    if not starts:
+        return text
+    if len(lowered) != len(text):  # lower() changed the length: positions don't line up
+        return pattern.sub(replace, text)
+    pieces: list[str] = []
+    end = 0
+    for start in starts:
+        if start < end:
+            continue
+        match = pattern.match(text, start)
+        if match is not None:
+            pieces += (text[end:start], replace(match))
+            end = match.end()
+    return "".join(pieces) + text[end:] if pieces else text
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    i = text.find(needle)
+    while i != -1:
+        yield i
+        i = text.find(needle, i + 1)
+
+
+def _mask_runs(text: str) -> str:
+    candidates = _LONG_RUN.finditer(text)
+    pieces: list[str] = []
+    end = 0
+    for count, match in enumerate(candidates):
+        if count == _MAX_CANDIDATES:
+            # Fail closed on input built to be slow: mask the rest wholesale, in C.
+            pieces.append(_LONG_RUN.sub(MASK, text[end:]))
+            return "".join(pieces)
+        masked = _mask_run(match.group(), text, match.start())
+        if masked is not None:
+            pieces.append(text[end : match.start()])
+            pieces.append(masked)
+            end = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[end:])
+    return "".join(pieces)
+
+
+def _mask_run(run: str, text: str, start: int) -> str | None:
+    """The run with its PANs masked, or None to keep it. A run whose separators are too wide to
+    be one number is handled part by part."""
+    if _GAP_TOO_WIDE.search(run):
+        parts = re.split(f"({_GAP_TOO_WIDE.pattern})", run)
+        masked = [_mask_run(p, text, -1) if i % 2 == 0 else None for i, p in enumerate(parts)]
+        if all(m is None for m in masked):
+            return None
+        return "".join(m if m is not None else p for m, p in zip(masked, parts, strict=True))
+    groups = [(m.start(), m.end(), m.group()) for m in _GROUP.finditer(run)]
+    n = sum(len(g) for _, _, g in groups)
+    if n < _MIN_PAN:
+        return None
+    if start > 0 and text[start - 1] == "+" and n <= 15:
+        return None  # an E.164 phone number: no card number is written with a "+"
+    if n > _MAX_RUN:
+        return MASK
+    hits = list(_hits([g for _, _, g in groups]))
+    if not hits:
+        return None
+    first, last = hits[0], hits[-1]
+    digits = "".join(g for _, _, g in groups)
+    lo = groups[first[0]][0]
+    hi = groups[last[1] - 1][1]
+    pan_end = sum(len(g) for _, _, g in groups[: first[1]])
+    pan_start = sum(len(g) for _, _, g in groups[: first[0]])
+    return run[:lo] + mask_pan(digits[pan_start:pan_end]) + run[hi:]
+
+
+def _hits(groups: list[str]) -> Iterator[tuple[int, int]]:
+    """(first group, end group) of every PAN made of whole neighbouring groups: a PAN is
+    written in groups ("4242 4242 4242 4242") or in one ("4242424242424242"), and next to it
+    may stand other numbers ("… 4242 123")."""
+    for i in range(len(groups)):
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += groups[j]
+            if len(digits) > _MAX_PAN:
+                break
+            if len(digits) >= _MIN_PAN and is_pan(digits):
+                yield i, j + 1
+
+
+# -- structures ------------------------------------------------------------------------------
+
+_CARD_FIELDS = frozenset(
+    {
+        "number", "pan", "card_number", "cardnumber", "primary_account_number", "raw_pan",
+        "full_pan", "cvc", "cvv", "cvv2", "cvc2", "csc", "cvn", "cid", "security_code",
+        "card_security_code", "card_verification_value", "exp", "exp_month", "exp_year",
+        "exp_date", "exp_mm", "exp_yy", "card_expiry",
+    }
+)  # fmt: skip
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+@functools.lru_cache(maxsize=4096)
+def is_card_field(key: str) -> bool:
+    """Whether a field of this name holds card details, whatever its spelling
+    (``cardNumber``, ``CVV2``, ``expiration-month``, ``expiryDate``)."""
+    name = _CAMEL.sub("_", key.strip()).lower().replace("-", "_").replace(" ", "_")
+    return (
+        name in _CARD_FIELDS
+        or name.startswith(("expiration", "expiry", "card_number", "security_code"))
+        or name.endswith(("_card_number", "_pan", "_cvc", "_cvv", "_security_code"))
+    )
+
+
+def redact(value: Any) -> Any:
+    """``value`` (JSON-shaped data) with card details and secrets masked at any depth; the very
+    same object when nothing needed masking."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return _redact_dict(value)
+    if isinstance(value, list | tuple):
+        return _redact_list(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return _redact_number(value)
+
+
+def _redact_number(value: int | float) -> Any:
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) >= 1e20:
+            return value
+        digits = str(int(abs(value)))
+    else:
+        if not 10 ** (_MIN_PAN - 1) <= abs(value) < 10**_MAX_PAN:
+            return value
+        digits = str(abs(value))
+    return mask_pan(digits) if is_pan(digits) else value
+
+
+def _mask_field(value: Any) -> Any:
+    """A card field's value, masked whole: keep only absent values and a PAN's last four."""
+    if value is None or value == "":
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, str):
+        digits = "".join(ch for ch in _normalize(value) if ch.isdigit())
+        return mask_pan(digits) if is_pan(digits) else MASK
+    return MASK
+
+
+def _redact_list(items: list[Any] | tuple[Any, ...]) -> Any:
+    out: list[Any] | None = None
+    for i, item in enumerate(items):
+        new = redact(item)
+        if new is not item:
+            if out is None:
+                out = list(items)
+            out[i] = new
+    return items if out is None else out
+
+
+def _redact_dict(mapping: dict[Any, Any]) -> Any:
+    out: dict[Any, Any] | None = None
+    for key, item in mapping.items():
+        new_key = redact_text(key) if isinstance(key, str) else key
+        card_field = isinstance(key, str) and is_card_field(key)
+        new = _mask_field(item) if card_field else redact(item)
+        if new is not item or new_key is not key:
+            if out is None:
+                out = {}
+                for k, v in mapping.items():
+                    if k is key:
+                        break
+                    out[k] = v
+            out[new_key] = new
+        elif out is not None:
+            out[key] = item
+    split = _split_pans(mapping if out is None else out)
+    if split:
+        out = dict(mapping if out is None else out)
+        out.update(split)
+    return mapping if out is None else out
+
+
+# -- a PAN split over neighbouring fields ----------------------------------------------------
+
+_LEADING = re.compile(rf"[0-9](?:[0-9]|{_SEP}{{1,{_MAX_GAP}}}(?=[0-9]))*")
+_TRAILING = re.compile(rf"[0-9](?:[0-9]|{_SEP}{{1,{_MAX_GAP}}}(?=[0-9]))*$")
+_EDGE = 4 * _MAX_PAN  # characters looked at on each edge of a string: a PAN piece is near one
+_WHOLE = re.compile(rf"{_SEP}*[0-9](?:[0-9]|{_SEP})*")
+
+
+def _split_pans(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """Replacements for string fields that together hold a PAN which none holds alone.
+
+    Neighbouring string values chain through their edges: the digits at the end of one, those
+    wholly made of digits, and the digits at the start of the next. Only strings chain — the
+    numbers next to each other in a result are amounts and counts, not card digits."""
+    pieces: list[tuple[Any, str, str]] = []  # (key, "whole"|"lead"|"trail", groups text)
+    replacements: dict[Any, Any] = {}
+    for key, value in mapping.items():
+        text = _digit_edged(value)
+        if text is None:
+            _check_chain(pieces, mapping, replacements)
+            pieces = []
+            continue
+        if len(text) <= _EDGE and _WHOLE.fullmatch(text):
+            pieces.append((key, "whole", text))
+            continue
+        lead = _LEADING.match(text[:_EDGE])
+        if lead:
+            pieces.append((key, "lead", lead.group()))
+        _check_chain(pieces, mapping, replacements)
+        trail = _TRAILING.search(text[-_EDGE:])
+        pieces = [(key, "trail", trail.group())] if trail else []
+    _check_chain(pieces, mapping, replacements)
+    return replacements
+
+
+def _digit_edged(value: Any) -> str | None:
+    """The string (normalized) if it starts or ends with a digit, so could hold part of a PAN."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value if value.isascii() else _normalize(value)
+    core = text.strip(_SEPARATORS)
+    return text if core and (core[0].isdigit() or core[-1].isdigit()) else None
+
+
+def _check_chain(
+    pieces: list[tuple[Any, str, str]], mapping: dict[Any, Any], out: dict[Any, Any]
+) -> None:
+    if len(pieces) < 2:
+        return
+    owners: list[int] = []  # for every group, the piece it came from
+    groups: list[str] = []
+    for index, (_, _, text) in enumerate(pieces):
+        for group in _GROUP.findall(text):
+            groups.append(group)
+            owners.append(index)
+    if sum(len(g) for g in groups) < _MIN_PAN or len(groups) > _MAX_RUN:
+        return
+    for first, end in _hits(groups):
+        touched = sorted(set(owners[first:end]))
+        if len(touched) < 2:
+            continue  # one field alone: redact_text masks it
+        last4 = mask_pan("".join(groups[first:end]))
+        for index in touched:
+            key, kind, text = pieces[index]
+            current = out.get(key, mapping[key])
+            out[key] = last4 if kind == "whole" else _replace_edge(current, kind, text, last4)
+
+
+def _replace_edge(value: str, kind: str, edge: str, masked: str) -> str:
+    text = value if value.isascii() else _normalize(value)
+    if kind == "lead" and text.startswith(edge):
+        return masked + text[len(edge) :]
+    if kind == "trail" and text.endswith(edge):
+        return text[: len(text) - len(edge)] + masked
+    return MASK  # already changed by another mask: hide it all
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message, traceback and stack with ``redact_text`` (and never drops a
+    record). The message is rendered here, so arguments can't smuggle a PAN past it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
+        return True
+
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    if getattr(record, "_agentcard_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: keep the parts, masked
+        message = f"{record.msg!s} {record.args!r}"
+    record.msg, record.args = redact_text(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+        record.exc_info = None  # formatters print exc_text; the live exception stays out
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+    record._agentcard_redacted = True
+    return record
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Redacts every log record of this process, once (safe to call again).
+
+    The filter sits on our package logger and the root logger. Filters on a logger are not
+    inherited by its children nor applied to records propagated from other loggers (the SDK's,
+    httpx's, uvicorn's), so every record is also scrubbed where it is made, by the record
+    factory."""
+    for logger in (logging.getLogger(), logging.getLogger("agentcard_mcp")):
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_agentcard_redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(factory))
+
+
+def _redacting_factory(
+    make: Callable[..., logging.LogRecord],
+) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return scrub_record(make(*args, **kwargs))
+
+    factory._agentcard_redacting = True  # type: ignore[attr-defined]
+    return factory
