@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from agentcard_mcp.sandbox import Credentials, Store, create_app, provision
 
@@ -83,7 +84,7 @@ class Sandbox:
 
 
 @contextmanager
-def serve_in_thread(app: Starlette) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp) -> Iterator[str]:
     """Serves ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yields the base URL."""
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it every response waits ~40 ms for a delayed ACK.

@@ -156,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve()
 
 
+def _set_log_level(level: str) -> None:
+    logging.getLogger().setLevel(level)
+    if level == "DEBUG":  # httpx's per-request lines are noise unless asked for
+        logging.getLogger("httpx").setLevel(level)
+
+
 def _fail(prefix: str, exc: BaseException) -> None:
     """An error for the operator's terminal, masked: an issuer's message may quote card data."""
     print(f"{prefix}: {redact_text(str(exc))}", file=sys.stderr)
@@ -209,6 +215,7 @@ def _serve() -> int:
     try:
         settings = load_settings()
         settings.check()
+        _set_log_level(settings.log_level)
         server = create_server(settings)  # a bad policy file stops it here, naming the key
     except AgentCardError as exc:
         _fail("agentcard-mcp", exc)

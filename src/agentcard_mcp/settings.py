@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         description="Where the sandbox database, its key file and other state live.",
     )
     live: bool = Field(default=False, description="Allow live (real-money) issuer keys.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."
+    )
 
     def ensure_home(self) -> Path:
         """The home directory, created private to this user if it does not exist yet."""

@@ -5,16 +5,12 @@ protocol owns stdout; logs go to stderr, and a refused configuration exits 2 bef
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import ByteReceiveStream, Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult, TextContent
@@ -24,18 +20,13 @@ from mcp_types.version import (
     MODERN_PROTOCOL_VERSIONS,
 )
 
+from tests.server.stdio_session import SCRIPT, RawSession, clean_env, collect
 from tests.support import PERMISSIVE_POLICY
 
 pytestmark = pytest.mark.anyio
 
-SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
+
 LIVE_KEY = "ac_live_" + "k7Qz2mX9pL4vB8nR1tY6wE3uI0oA5sDf"  # 32 characters after the prefix
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any AGENTCARD_* variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AGENTCARD_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
 def text_of(result: CallToolResult) -> str:
@@ -148,61 +139,6 @@ async def test_a_session_through_the_sdk_client_over_stdio(tmp_path: Path, mode:
 
 
 # --- raw JSON-RPC over the pipes ---------------------------------------------------------------
-
-
-class RawSession:
-    """Newline-delimited JSON-RPC written and read by hand; every stdout line is kept."""
-
-    def __init__(self, process: Process) -> None:
-        assert process.stdin is not None
-        assert process.stdout is not None
-        self.process = process
-        self.stdout = BufferedByteReceiveStream(process.stdout)
-        self.lines: list[str] = []
-        self.responses: dict[int, dict[str, Any]] = {}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
-
-    async def request(
-        self, ident: int, method: str, params: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
-        if params is not None:
-            message["params"] = params
-        await self.send(message)
-        while ident not in self.responses:
-            await self._read_line()
-        return self.responses[ident]
-
-    async def call(self, ident: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        response = await self.request(ident, "tools/call", {"name": tool, "arguments": arguments})
-        result: dict[str, Any] = response["result"]
-        return result
-
-    async def _read_line(self) -> None:
-        raw = await self.stdout.receive_until(b"\n", 1 << 22)
-        line = raw.decode()
-        self.lines.append(line)
-        message = json.loads(line)
-        if isinstance(message, dict) and "id" in message and "method" not in message:
-            self.responses[message["id"]] = message
-
-    async def read_rest(self) -> None:
-        """Everything the server writes after stdin has closed, up to end of file."""
-        try:
-            while True:
-                await self._read_line()
-        except (anyio.EndOfStream, anyio.IncompleteRead):
-            pass
-        tail = self.stdout.buffer
-        assert not tail, f"stdout ended with a partial line: {bytes(tail)!r}"
-
-
-async def collect(stream: ByteReceiveStream, into: list[bytes]) -> None:
-    async for chunk in stream:
-        into.append(chunk)
 
 
 async def test_raw_stdio_carries_only_json_rpc_and_logs_go_to_stderr(tmp_path: Path) -> None:
