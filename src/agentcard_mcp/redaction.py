@@ -112,6 +112,16 @@ def mask_pan(digits: str) -> str:
 _SEPARATORS = " \t_.\u00a0-"
 # Zero-width and bidi formatting characters: invisible, so they may sit inside a number.
 _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# JSON escapes of a tab, the Unicode spaces and dashes, and fullwidth digits.
+_ESCAPED = re.compile(
+    r"\\(?:t|u(00[aA]0|200[0-9a-fA-F]|202[fF]|205[fF]|3000|201[0-5]|2212|[fF][eE]63"
+    r"|[fF][fF]1[0-9]))"
+)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = match.group(1)
+    return "\t" if code is None else chr(int(code, 16))
 _DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212\ufe63"}
 _SEP = "[" + re.escape(_SEPARATORS) + "]"
 # A candidate: digits and separators, starting and ending with a digit, with room for a PAN.
@@ -167,6 +177,10 @@ def redact_text(text: str) -> str:
     there is none."""
     if len(text) < 7:  # "cvc 123" is the shortest thing masked
         return text
+    if "\\" in text:
+        # JSON quoted inside a string ('{"n": "4111\\u00a01111..."}'): an escaped digit or
+        # separator is still one to whoever reads it.
+        text = _ESCAPED.sub(_unescape, text)
     if not text.isascii():
         normalized = _normalize(text)
         result = _redact_ascii_digits(normalized)
@@ -263,9 +277,10 @@ def _mask_run(run: str, text: str, start: int) -> str | None:
     digits = "".join(g for _, _, g in groups)
     lo = groups[first[0]][0]
     hi = groups[last[1] - 1][1]
-    pan_end = sum(len(g) for _, _, g in groups[: first[1]])
-    pan_start = sum(len(g) for _, _, g in groups[: first[0]])
-    return run[:lo] + mask_pan(digits[pan_start:pan_end]) + run[hi:]
+    # One mask over every hit; it shows the last four of the one that ends last (when hits
+    # nest, "6473 9505 0011 1225 1" is both a 16- and a 17-digit PAN: all of it is masked).
+    pan_end = sum(len(g) for _, _, g in groups[: last[1]])
+    return run[:lo] + mask_pan(digits[:pan_end]) + run[hi:]
 
 
 def _hits(groups: list[str]) -> Iterator[tuple[int, int]]:
@@ -383,6 +398,7 @@ def _redact_dict(mapping: dict[Any, Any]) -> Any:
 
 _LEADING = re.compile(rf"[0-9](?:[0-9]|{_SEP}{{1,{_MAX_GAP}}}(?=[0-9]))*")
 _TRAILING = re.compile(rf"[0-9](?:[0-9]|{_SEP}{{1,{_MAX_GAP}}}(?=[0-9]))*$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2}")
 _EDGE = 4 * _MAX_PAN  # characters looked at on each edge of a string: a PAN piece is near one
 _WHOLE = re.compile(rf"{_SEP}*[0-9](?:[0-9]|{_SEP})*")
 
@@ -415,12 +431,15 @@ def _split_pans(mapping: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _digit_edged(value: Any) -> str | None:
-    """The string (normalized) if it starts or ends with a digit, so could hold part of a PAN."""
+    """The string (normalized) if it starts or ends with a digit, so could hold part of a PAN;
+    dates and times, which fill results and are never PAN pieces, do not count."""
     if not isinstance(value, str) or not value:
         return None
     text = value if value.isascii() else _normalize(value)
     core = text.strip(_SEPARATORS)
-    return text if core and (core[0].isdigit() or core[-1].isdigit()) else None
+    if not core or not (core[0].isdigit() or core[-1].isdigit()) or _DATE.search(core):
+        return None
+    return text
 
 
 def _check_chain(
@@ -440,6 +459,10 @@ def _check_chain(
         touched = sorted(set(owners[first:end]))
         if len(touched) < 2:
             continue  # one field alone: redact_text masks it
+        if owners[first - 1 : first] == owners[first : first + 1] or owners[end - 1 : end] == (
+            owners[end : end + 1]
+        ):
+            continue  # a PAN split over fields is made of whole pieces, not bits of them
         last4 = mask_pan("".join(groups[first:end]))
         for index in touched:
             key, kind, text = pieces[index]
