@@ -122,6 +122,8 @@ _ESCAPED = re.compile(
 def _unescape(match: re.Match[str]) -> str:
     code = match.group(1)
     return "\t" if code is None else chr(int(code, 16))
+
+
 _DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212\ufe63"}
 _SEP = "[" + re.escape(_SEPARATORS) + "]"
 # A candidate: digits and separators, starting and ending with a digit, with room for a PAN.
@@ -459,8 +461,9 @@ def _check_chain(
         touched = sorted(set(owners[first:end]))
         if len(touched) < 2:
             continue  # one field alone: redact_text masks it
-        if owners[first - 1 : first] == owners[first : first + 1] or owners[end - 1 : end] == (
-            owners[end : end + 1]
+        if (
+            owners[first - 1 : first] == owners[first : first + 1]
+            or owners[end - 1 : end] == (owners[end : end + 1])
         ):
             continue  # a PAN split over fields is made of whole pieces, not bits of them
         last4 = mask_pan("".join(groups[first:end]))
