@@ -448,7 +448,7 @@ def approvals_command(
                 approval = store.deny(cast(str, approval_id))
                 print(f"denied {approval.id}: {_printable(approval.summary)}", file=out)
     except AgentCardError as exc:
-        print(f"agentcard-mcp approvals {action}: {exc}", file=err)
+        print(f"agentcard-mcp approvals {action}: {_printable(str(exc))}", file=err)
         return 2
     except (sqlite3.Error, OSError) as exc:
         # Unreadable home, a disk error, a peer holding the write lock for 10 s: say where.

@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from . import categories
 from .errors import CategoryNotAllowed, GuardrailExceeded, InvalidParams, MerchantBlocked
 from .models import Card
+from .redaction import redact_text
 from .sandbox.authorize import normalize_merchant
 
 __all__ = [
@@ -291,7 +292,7 @@ def policy_command(
             return 0
         raise InvalidParams(f"unknown policy action {action!r}; use check or show.")
     except InvalidParams as exc:
-        err.write(f"agentcard-mcp policy: {exc}\n")
+        err.write(f"agentcard-mcp policy: {redact_text(str(exc))}\n")  # it may quote the file
         return 2
 
 

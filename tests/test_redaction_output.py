@@ -1,0 +1,148 @@
+"""Redaction where the operator reads (DESIGN §6): every log record — ours, the SDK's, httpx's,
+the root's, tracebacks included — and what the operator commands print."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentcard_mcp.approvals import ApprovalStore, approvals_command
+from agentcard_mcp.audit import AuditLog, audit_command
+from agentcard_mcp.redaction import RedactingFilter, install_log_redaction
+
+PAN = "4111111111111111"
+SPACED = "4111 1111 1111 1111"
+SECRET = "ac_live_" + "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6"
+
+
+def readable(text: str) -> bool:
+    """Whether the PAN or the key can be read back from ``text``."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return PAN in digits or SECRET in text
+
+
+@pytest.fixture
+def root_output() -> Iterator[io.StringIO]:
+    """Everything that reaches a handler on the root logger, formatted with tracebacks."""
+    install_log_redaction()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.mark.parametrize(
+    "logger_name", ["agentcard_mcp", "agentcard_mcp.issuers", "httpx", "mcp.server", ""]
+)
+def test_every_logger_s_records_are_masked(root_output: io.StringIO, logger_name: str) -> None:
+    log = logging.getLogger(logger_name)
+    log.warning("card %s with key %s", SPACED, SECRET)  # through the arguments
+    log.info(f"inline {PAN} cvc 123")  # already in the message
+    log.debug("dict arg %s", {"number": PAN, "cvc": "123"})
+    text = root_output.getvalue()
+    assert text.count("\n") == 3  # every record still logged...
+    assert not readable(text)  # ...with nothing readable
+    assert "•••• 1111" in text
+    assert "cvc ••••" in text
+
+
+def test_tracebacks_and_stacks_are_masked(root_output: io.StringIO) -> None:
+    log = logging.getLogger("agentcard_mcp.issuers")
+    try:
+        raise ValueError(f"issuer said: card {SPACED} declined, key {SECRET}")
+    except ValueError:
+        log.exception("the issuer failed")
+    log.error("stack for %s", PAN, stack_info=True)
+    text = root_output.getvalue()
+    assert "ValueError: issuer said: card •••• 1111 declined" in text
+    assert "Stack (most recent call last)" in text
+    assert not readable(text)
+
+
+def test_the_filter_alone_masks_a_record_made_without_the_factory() -> None:
+    """A record built by hand (bypassing the record factory) is masked by the filter on a
+    handler, arguments, traceback and all."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactingFilter())
+    try:
+        raise RuntimeError(f"boom {PAN}")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "pan %s", (SPACED,), exc_info)
+    handler.handle(record)
+    text = out.getvalue()
+    assert "pan •••• 1111" in text
+    assert "RuntimeError: boom •••• 1111" in text
+    assert not readable(text)
+
+
+def test_installing_twice_masks_once() -> None:
+    install_log_redaction()
+    factory = logging.getLogRecordFactory()
+    install_log_redaction()
+    assert logging.getLogRecordFactory() is factory
+    assert sum(isinstance(f, RedactingFilter) for f in logging.getLogger().filters) == 1
+
+
+def test_approvals_list_masks_what_the_agent_wrote(tmp_path: Path) -> None:
+    with ApprovalStore(tmp_path) as store:
+        store.request(
+            "create_card",
+            {"purpose": f"pay with {SPACED}", "daily_limit_cents": 5000},
+            f"create_card(purpose=pay with {SPACED}, key {SECRET})",
+        )
+    out, err = io.StringIO(), io.StringIO()
+    assert approvals_command("list", None, tmp_path, out, err) == 0
+    text = out.getvalue()
+    assert "create_card" in text
+    assert "pay with •••• 1111" in text
+    assert not readable(text + err.getvalue())
+
+
+def test_audit_tail_masks_a_line_written_unmasked(tmp_path: Path) -> None:
+    """A log from before redaction (or written by another tool) is masked on the way out."""
+    with AuditLog(tmp_path / "audit.jsonl") as audit:  # the default scrub keeps everything
+        audit.record(
+            "create_card",
+            caller="stdio",
+            arguments={"purpose": f"card {SPACED}", "note": SECRET},
+            outcome="ok",
+            duration_ms=1.0,
+        )
+    assert PAN in "".join(ch for ch in (tmp_path / "audit.jsonl").read_text() if ch.isdigit())
+    out, err = io.StringIO(), io.StringIO()
+    assert audit_command("tail", 10, tmp_path, out, err) == 0
+    assert "create_card" in out.getvalue()
+    assert "•••• 1111" in out.getvalue()
+    assert not readable(out.getvalue() + err.getvalue())
+
+
+def test_a_cli_error_quoting_a_card_is_masked(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'max_per_auth_cents = "{SPACED}"\n"note {PAN}" = 1\n')
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("agentcard-mcp")), "policy", "check", str(policy)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert "unknown key 'note •••• 1111'" in done.stderr
+    assert not readable(done.stdout + done.stderr)
