@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentcard_mcp import redaction
 from agentcard_mcp.redaction import MASK, is_card_field, is_pan, redact, redact_text
 
 # -- PANs of every brand and length ----------------------------------------------------------
@@ -394,3 +395,51 @@ def test_everyday_values_are_left_alone() -> None:
     # And as one result, the way a tool returns them.
     record = {f"{kind}_{i}": value for i, (kind, value) in enumerate(corpus[:500])}
     assert redact(record) == record
+
+
+# -- the quick check never lets through what the full check would mask -----------------------
+
+TOKENS = ["4111", "1111", "4111111111111111", " ", "-", "_", ".", '"', ":", ",", "cvc", "CVV",
+          "exp", "Exp", "expires_at", "09/31", "123", "number", "Number", "cardnumber", "pan",
+          "Pan", "sk_", "ac_test_", "amcp_", "whsec_", "Bearer", "abcdefgh", "01JDCV3K",
+          "security", "Code", "valid thru", "card", "raw", "x", "2026-11-22", "\\t",
+          "é"]  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=12).map("".join))
+def test_the_quick_check_passes_no_text_that_the_full_check_would_change(text: str) -> None:
+    full = redaction._redact_ascii_digits(redaction._normalize(text))
+    if full != redaction._normalize(text):
+        assert redact_text(text) != text
+
+
+KEY_WORDS = ["card", "number", "pan", "cvc", "cvv2", "exp", "month", "year", "expiry", "date",
+             "expiration", "security", "code", "raw", "full", "primary", "account", "id",
+             "verification", "value", "expires", "at"]  # fmt: skip
+
+
+@st.composite
+def field_names(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(KEY_WORDS), min_size=1, max_size=3))
+    style = draw(st.sampled_from(["snake", "camel", "upper", "kebab", "flat", "Pascal"]))
+    if style == "camel":
+        return words[0] + "".join(w.capitalize() for w in words[1:])
+    if style == "Pascal":
+        return "".join(w.capitalize() for w in words)
+    joiner = {"snake": "_", "upper": "_", "kebab": "-", "flat": ""}[style]
+    name = joiner.join(words)
+    return name.upper() if style == "upper" else name
+
+
+@settings(max_examples=1000, deadline=None)
+@given(field_names(), st.sampled_from(["x", "123", 7, None, ["a"]]))
+def test_a_card_field_by_any_name_is_never_skipped_by_the_quick_check(
+    name: str, value: Any
+) -> None:
+    record = {"id": "card_01JDCV3K", name: value}
+    masked = redact(record)
+    if is_card_field(name) and value is not None:
+        assert masked[name] in (MASK, f"{MASK} 1111"), name
+    else:
+        assert masked == record

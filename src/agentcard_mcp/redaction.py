@@ -39,9 +39,12 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pydantic_core
+
 __all__ = [
     "MASK",
     "RedactingFilter",
+    "clean_json_text",
     "install_log_redaction",
     "is_card_field",
     "is_pan",
@@ -140,10 +143,10 @@ _SECRET = re.compile(
 )
 
 # A CVC or expiry after its label, in free text or JSON text ("cvc: 123", '"exp_month": 12').
-_LABEL_HINTS = ("cv", "csc", "cid", "security", "exp", "valid")
+_LABEL_HINTS = ("cv", "csc", "security", "exp", "valid")
 _LABELLED = re.compile(
     r"(?<![A-Za-z0-9])("
-    r"cvc2?|cvv2?|cvn|csc|cid|security[ _-]?code"
+    r"cvc2?|cvv2?|cvn|csc|security[ _-]?code"
     r"|exp(?:iry|iration|ires?)?(?:[ _-]?(?:date|month|year|mm|yy))?"
     r"|valid[ _-]?(?:thru|through|until)"
     r")(?![A-Za-z0-9])([^A-Za-z0-9\n]{0,5})"
@@ -179,15 +182,46 @@ def redact_text(text: str) -> str:
     there is none."""
     if len(text) < 7:  # "cvc 123" is the shortest thing masked
         return text
-    if "\\" in text:
+    plain = text.isascii() and "\\" not in text
+    if plain and _clean_ascii(text):
+        return text
+    readable = text
+    if "\\" in readable:
         # JSON quoted inside a string ('{"n": "4111\\u00a01111..."}'): an escaped digit or
         # separator is still one to whoever reads it.
-        text = _ESCAPED.sub(_unescape, text)
-    if not text.isascii():
-        normalized = _normalize(text)
-        result = _redact_ascii_digits(normalized)
-        return text if result == normalized else result
-    return _redact_ascii_digits(text)
+        readable = _ESCAPED.sub(_unescape, readable)
+    if not readable.isascii():
+        readable = _normalize(readable)
+    result = _redact_ascii_digits(readable)
+    return text if result == readable else result
+
+
+# Everything a clean text is checked for, in C: runs of 13 digits or separators (after this
+# translation, runs of "0") ...
+_RUN_CLASSES = bytes.maketrans(b"0123456789 \t_.-", b"0" * 15)
+_THIRTEEN = b"0" * _MIN_PAN
+# ... and, in lower case, the start of a label, a card field's name or a secret ("exp" but
+# not our own "expires_at"). Every branch starts with a literal, which the regex engine looks
+# for in C; that the hint starts a word is checked on the few matches.
+_HINTS = re.compile(
+    r"c(?:v|sc|lw_|ardnumber)|s(?:ecur|k_)|exp(?!ires_at)|bearer|v(?:alid|erif)|number|pan"
+    r"|a(?:k_|c_[lt]|mcp_)|lk_|rk_|whsec_"
+)
+
+
+def _clean_ascii(text: str) -> bool:
+    """Whether ASCII text without escapes certainly holds nothing to mask: a quick, exact
+    rejection of the common case (false alarms only cost the full check)."""
+    if _THIRTEEN in text.encode("ascii").translate(_RUN_CLASSES):
+        return False
+    lowered = text.lower()
+    for match in _HINTS.finditer(lowered):
+        i = match.start()
+        # A word starts here: after a non-alphanumeric, or in camelCase ("cardNumber"), as
+        # the labels, secrets and field names that are masked all do. Ids ("01JDCV3") don't.
+        if i == 0 or not lowered[i - 1].isalnum() or (text[i].isupper() and text[i - 1].islower()):
+            return False
+    return True
 
 
 def _redact_ascii_digits(text: str) -> str:
@@ -258,6 +292,8 @@ def _mask_runs(text: str) -> str:
 def _mask_run(run: str, text: str, start: int) -> str | None:
     """The run with its PANs masked, or None to keep it. A run whose separators are too wide to
     be one number is handled part by part."""
+    if len(run) > 4 * _MAX_RUN and sum(map(run.count, "0123456789")) > _MAX_RUN:
+        return MASK  # far too many digits for a card: fail closed before any Python-level work
     if _GAP_TOO_WIDE.search(run):
         parts = re.split(f"({_GAP_TOO_WIDE.pattern})", run)
         masked = [_mask_run(p, text, -1) if i % 2 == 0 else None for i, p in enumerate(parts)]
@@ -304,12 +340,12 @@ def _hits(groups: list[str]) -> Iterator[tuple[int, int]]:
 _CARD_FIELDS = frozenset(
     {
         "number", "pan", "card_number", "cardnumber", "primary_account_number", "raw_pan",
-        "full_pan", "cvc", "cvv", "cvv2", "cvc2", "csc", "cvn", "cid", "security_code",
+        "full_pan", "cvc", "cvv", "cvv2", "cvc2", "csc", "cvn", "security_code",
         "card_security_code", "card_verification_value", "exp", "exp_month", "exp_year",
         "exp_date", "exp_mm", "exp_yy", "card_expiry",
     }
 )  # fmt: skip
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check in _clean_ascii reads it
 
 
 @functools.lru_cache(maxsize=4096)
@@ -326,7 +362,72 @@ def is_card_field(key: str) -> bool:
 
 def redact(value: Any) -> Any:
     """``value`` (JSON-shaped data) with card details and secrets masked at any depth; the very
-    same object when nothing needed masking."""
+    same object when nothing needed masking.
+
+    A container is first serialized (in C, by pydantic-core) and checked as one text: when that
+    holds no digit run, hint or split, nothing inside it can need masking, and the value comes
+    back untouched without a walk. Otherwise every part is checked on its own."""
+    if isinstance(value, dict | list | tuple) and _clean_json(value):
+        return value
+    return _walk(value)
+
+
+# Neighbouring string values, the first ending and the next starting with a digit.
+_SPLIT_HINT = re.compile(
+    r'",\s*"[^"]{0,64}"\s*:\s*"[ \t_.\-]*'
+    r"(?![0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2})[0-9]"  # a date or time is no PAN piece
+)
+_SEPARATOR_CHARS = frozenset(" \t_.-")
+
+
+def _clean_json(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    try:
+        text = pydantic_core.to_json(value).decode()
+    except (ValueError, TypeError, pydantic_core.PydanticSerializationError):
+        return False  # not plain JSON data: walk it
+    return clean_json_text(text)
+
+
+def clean_json_text(text: str) -> bool:
+    """Whether JSON text certainly holds nothing to mask — in its strings, numbers and keys, or
+    split over neighbouring strings. Exact in that direction only: False means "look closer"."""
+    return text.isascii() and "\\" not in text and _clean_ascii(text) and not _split_hint(text)
+
+
+def _split_hint(text: str) -> bool:
+    """Whether neighbouring string values in JSON text could hold a PAN between them: digits at
+    the end of one and the start of the next, 13 or more together, or a value that is all
+    digits with another digit-led string after it. The regex finds each boundary from the
+    literal '",' (fast); the few digits around it are counted here."""
+    for match in _SPLIT_HINT.finditer(text):
+        before = _digits_back(text, match.start() - 1)
+        if not before:
+            continue
+        after, end = _digits_forward(text, match.end() - 1)
+        if before + after >= _MIN_PAN:
+            return True
+        if text.startswith('"', end) and _SPLIT_HINT.match(text, end):
+            return True  # all digits, and a digit-led string next: a chain of pieces
+    return False
+
+
+def _digits_back(text: str, i: int) -> int:
+    count = 0
+    while i >= 0 and (text[i].isdigit() or text[i] in _SEPARATOR_CHARS):
+        count += text[i].isdigit()
+        i -= 1
+    return count
+
+
+def _digits_forward(text: str, i: int) -> tuple[int, int]:
+    count = 0
+    while i < len(text) and (text[i].isdigit() or text[i] in _SEPARATOR_CHARS):
+        count += text[i].isdigit()
+        i += 1
+    return count, i
+
+
+def _walk(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
@@ -365,7 +466,7 @@ def _mask_field(value: Any) -> Any:
 def _redact_list(items: list[Any] | tuple[Any, ...]) -> Any:
     out: list[Any] | None = None
     for i, item in enumerate(items):
-        new = redact(item)
+        new = _walk(item)
         if new is not item:
             if out is None:
                 out = list(items)
@@ -378,7 +479,7 @@ def _redact_dict(mapping: dict[Any, Any]) -> Any:
     for key, item in mapping.items():
         new_key = redact_text(key) if isinstance(key, str) else key
         card_field = isinstance(key, str) and is_card_field(key)
-        new = _mask_field(item) if card_field else redact(item)
+        new = _mask_field(item) if card_field else _walk(item)
         if new is not item or new_key is not key:
             if out is None:
                 out = {}

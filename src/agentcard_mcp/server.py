@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import httpx
+import pydantic_core
 from mcp.server import MCPServer
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver.context import Context
@@ -44,7 +45,7 @@ from .models import (
     Limits,
     Purpose,
 )
-from .redaction import install_log_redaction, redact, redact_text
+from .redaction import clean_json_text, install_log_redaction, redact, redact_text
 from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
@@ -182,11 +183,11 @@ def _redacted(
     if not isinstance(result, CallToolResult):
         return result  # asking the human: the form's text was masked when it was written
     structured = result.structured_content
+    if _clean_structured_result(result):
+        return result
     clean = redact(structured) if structured is not None else None
-    content = [
-        _redacted_block(block, clean if clean is not structured else None)
-        for block in result.content
-    ]
+    changed = clean if clean is not structured else None
+    content = [_redacted_block(block, changed, structured is not None) for block in result.content]
     if clean is structured and all(
         new is old for new, old in zip(content, result.content, strict=True)
     ):
@@ -194,13 +195,27 @@ def _redacted(
     return result.model_copy(update={"structured_content": clean, "content": content})
 
 
-def _redacted_block(block: Any, structured: dict[str, Any] | None) -> Any:
+def _clean_structured_result(result: CallToolResult) -> bool:
+    """The common case, checked at C speed: a structured result whose one text block is the
+    SDK's own JSON of it (``pydantic_core.to_json(..., indent=2)``), with nothing to mask."""
+    structured, content = result.structured_content, result.content
+    if structured is None or len(content) != 1 or not isinstance(content[0], TextContent):
+        return False
+    text = content[0].text
+    return text == pydantic_core.to_json(structured, indent=2).decode() and clean_json_text(text)
+
+
+def _redacted_block(block: Any, changed: dict[str, Any] | None, has_structured: bool) -> Any:
+    """A content block masked. The JSON copy of a structured result is made again from the
+    masked structure when that changed; JSON text with no structure beside it is masked through
+    its structure; any other text as text."""
     if not isinstance(block, TextContent):
         return block  # we return no images, audio or resources
     text = block.text
-    if structured is not None and text.lstrip().startswith("{"):
-        new = redact_text(json.dumps(structured, indent=2, ensure_ascii=False))
-    elif text.lstrip()[:1] in ("{", "["):
+    json_text = text.lstrip()[:1] in ("{", "[")
+    if changed is not None and json_text:
+        new = redact_text(json.dumps(changed, indent=2, ensure_ascii=False))
+    elif json_text and not has_structured:
         new = _redacted_json_text(text)
     else:
         new = redact_text(text)
