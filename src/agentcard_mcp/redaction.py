@@ -161,9 +161,9 @@ class _Digits(dict[int, str]):
 
     def __missing__(self, codepoint: int) -> str:
         value = unicodedata.decimal(chr(codepoint), None)
-        if value is None:
-            raise LookupError(codepoint)  # translate leaves the character as it is
-        self[codepoint] = str(value)
+        # Every character seen is remembered, digit or not: a Python call per character of
+        # every non-ASCII text would cost more than the rest of the masking.
+        self[codepoint] = chr(codepoint) if value is None else str(value)
         return self[codepoint]
 
 
@@ -200,13 +200,25 @@ def redact_text(text: str) -> str:
 # translation, runs of "0") ...
 _RUN_CLASSES = bytes.maketrans(b"0123456789 \t_.-", b"0" * 15)
 _THIRTEEN = b"0" * _MIN_PAN
-# ... and, in lower case, the start of a label, a card field's name or a secret ("exp" but
-# not our own "expires_at"). Every branch starts with a literal, which the regex engine looks
-# for in C; that the hint starts a word is checked on the few matches.
+# ... and, in lower case, the start of a label, a card field's name or a secret ("exp" but not
+# our own "expires_at"). The regex looks for each hint from its rarest part, so that it stops
+# at few places (the engine skips in C to a branch's first letter; "e", "s", "n", "a", "r"
+# and "l" are everywhere in JSON keys). What must come before that part, and that the hint
+# starts a word, is checked on the few matches.
 _HINTS = re.compile(
-    r"c(?:v|sc|lw_|ardnumber)|s(?:ecur|k_)|exp(?!ires_at)|bearer|v(?:alid|erif)|number|pan"
-    r"|a(?:k_|c_[lt]|mcp_)|lk_|rk_|whsec_"
+    r"c(?:v|sc|ardnumber|ur|_[lt])|xp(?!ires_at)|bearer|v(?:alid|erif)|mber|p(?:an|_)|k_"
+    r"|w(?:_|hsec_)"
 )
+_HINT_HEADS = {  # part found -> the letters before it that make the hint
+    "cur": ("se",),  # secur(ity)
+    "xp": ("e",),  # exp
+    "mber": ("nu",),  # number
+    "p_": ("amc",),  # amcp_
+    "k_": ("a", "l", "s", "r"),  # ak_, lk_, sk_, rk_
+    "w_": ("cl",),  # clw_
+    "c_l": ("a",),  # ac_live_
+    "c_t": ("a",),  # ac_test_
+}
 
 
 def _clean_ascii(text: str) -> bool:
@@ -216,12 +228,20 @@ def _clean_ascii(text: str) -> bool:
         return False
     lowered = text.lower()
     for match in _HINTS.finditer(lowered):
-        i = match.start()
-        # A word starts here: after a non-alphanumeric, or in camelCase ("cardNumber"), as
-        # the labels, secrets and field names that are masked all do. Ids ("01JDCV3") don't.
-        if i == 0 or not lowered[i - 1].isalnum() or (text[i].isupper() and text[i - 1].islower()):
-            return False
+        found, at = match.group(), match.start()
+        for head in _HINT_HEADS.get(found, ("",)):
+            start = at - len(head)
+            if start >= 0 and lowered.startswith(head, start) and _word_starts(text, start):
+                return False
     return True
+
+
+def _word_starts(text: str, i: int) -> bool:
+    """A word starts at ``i``: after a non-alphanumeric, or in camelCase ("cardNumber"), as the
+    labels, secrets and field names that are masked all do. Ids ("01JDCV3K") don't."""
+    if i == 0 or not text[i - 1].isalnum():
+        return True
+    return text[i].isupper() and text[i - 1].islower()
 
 
 def _redact_ascii_digits(text: str) -> str:
@@ -427,16 +447,29 @@ def _digits_forward(text: str, i: int) -> tuple[int, int]:
     return count, i
 
 
-def _walk(value: Any) -> Any:
+# Containers this deep or shallower are checked whole first when their parent was not clean,
+# so one dirty entry of a page costs a walk of that entry only. Deeper, they are just walked:
+# serializing at every level would cost depth x size.
+_CHECKED_DEPTH = 3
+
+
+def _walk(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
-    if isinstance(value, dict):
-        return _redact_dict(value)
-    if isinstance(value, list | tuple):
-        return _redact_list(value)
+    if isinstance(value, dict | list | tuple):
+        if 0 < depth <= _CHECKED_DEPTH and _clean_json(value):
+            return value
+        if isinstance(value, dict):
+            return _redact_dict(value, depth)
+        return _redact_list(value, depth)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     return _redact_number(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_key(key: str) -> str:
+    return redact_text(key)  # the same few keys come back in every result
 
 
 def _redact_number(value: int | float) -> Any:
@@ -463,10 +496,10 @@ def _mask_field(value: Any) -> Any:
     return MASK
 
 
-def _redact_list(items: list[Any] | tuple[Any, ...]) -> Any:
+def _redact_list(items: list[Any] | tuple[Any, ...], depth: int) -> Any:
     out: list[Any] | None = None
     for i, item in enumerate(items):
-        new = _walk(item)
+        new = _walk(item, depth + 1)
         if new is not item:
             if out is None:
                 out = list(items)
@@ -474,12 +507,12 @@ def _redact_list(items: list[Any] | tuple[Any, ...]) -> Any:
     return items if out is None else out
 
 
-def _redact_dict(mapping: dict[Any, Any]) -> Any:
+def _redact_dict(mapping: dict[Any, Any], depth: int) -> Any:
     out: dict[Any, Any] | None = None
     for key, item in mapping.items():
-        new_key = redact_text(key) if isinstance(key, str) else key
+        new_key = _redact_key(key) if isinstance(key, str) else key
         card_field = isinstance(key, str) and is_card_field(key)
-        new = _mask_field(item) if card_field else _walk(item)
+        new = _mask_field(item) if card_field else _walk(item, depth + 1)
         if new is not item or new_key is not key:
             if out is None:
                 out = {}

@@ -214,7 +214,8 @@ def _redacted_block(block: Any, changed: dict[str, Any] | None, has_structured: 
     text = block.text
     json_text = text.lstrip()[:1] in ("{", "[")
     if changed is not None and json_text:
-        new = redact_text(json.dumps(changed, indent=2, ensure_ascii=False))
+        # As the SDK wrote it, from the masked structure (every key and value checked there).
+        new = pydantic_core.to_json(changed, indent=2).decode()
     elif json_text and not has_structured:
         new = _redacted_json_text(text)
     else:
