@@ -146,3 +146,24 @@ def test_a_cli_error_quoting_a_card_is_masked(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "unknown key 'note •••• 1111'" in done.stderr
     assert not readable(done.stdout + done.stderr)
+
+
+def test_a_protocol_error_raised_under_a_tool_is_masked_in_place() -> None:
+    """The SDK turns an MCPError into a JSON-RPC error itself: its text and data are masked,
+    and it stays the same exception (the SDK may act on its type)."""
+    from mcp.shared.exceptions import MCPError, NoBackChannelError
+
+    from agentcard_mcp.server import _mask_protocol_error
+
+    error = NoBackChannelError("elicitation/create")
+    error.error = error.error.model_copy(
+        update={"message": f"cannot ask about {SPACED}", "data": {"number": PAN}}
+    )
+    _mask_protocol_error(error)
+    assert isinstance(error, MCPError)
+    assert error.message == "cannot ask about •••• 1111"
+    assert error.data == {"number": "•••• 1111"}
+    clean = MCPError(-32602, "no such card")
+    before = clean.error
+    _mask_protocol_error(clean)
+    assert clean.error is before

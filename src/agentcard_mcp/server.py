@@ -146,8 +146,9 @@ class CardServer(MCPServer[None]):
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
                 entry.card_id = (result.structured_content or {}).get("id")
             return result
-        except MCPError:
+        except MCPError as exc:
             outcome = "protocol_error"
+            _mask_protocol_error(exc)
             raise
         except Exception as exc:
             error = _as_agent_error(exc)
@@ -193,6 +194,15 @@ def _redacted(
     ):
         return result
     return result.model_copy(update={"structured_content": clean, "content": content})
+
+
+def _mask_protocol_error(exc: MCPError) -> None:
+    """A protocol error raised under a tool goes out as the SDK's JSON-RPC error; its text and
+    data are masked in place, so the SDK still sees its own exception type."""
+    error = exc.error
+    message, data = redact_text(error.message), redact(error.data)
+    if message is not error.message or data is not error.data:
+        exc.error = error.model_copy(update={"message": message, "data": data})
 
 
 def _clean_structured_result(result: CallToolResult) -> bool:
