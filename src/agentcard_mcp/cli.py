@@ -7,12 +7,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from . import __version__
 from .redaction import install_log_redaction, redact_text
 from .settings import load_settings
+
+if TYPE_CHECKING:
+    from .server import CardServer
 
 __all__ = ["main"]
 
@@ -47,8 +51,63 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded sandbox issuer (test mode) persisted in AGENTCARD_HOME. Settings come from "
         "AGENTCARD_* environment variables or a .env file.",
     )
-    serve.add_argument("--transport", choices=["stdio"], default="stdio",
-                       help="MCP transport (default stdio)")  # fmt: skip
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "http", "sse"],
+        default="stdio",
+        help="stdio (default); http: streamable HTTP at /mcp; sse: legacy SSE at "
+        "/sse. HTTP transports need an API key (`agentcard-mcp keys create`)",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind for http/sse (default 127.0.0.1; any other address "
+        "is refused until a key exists)",
+    )
+    serve.add_argument("--port", type=_port, default=8765, help="port for http/sse (default 8765)")
+    serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions (approvals then go out of band)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a Host header to accept besides loopback, e.g. cards.example:8765 "
+        "or cards.example:* (repeatable)",
+    )
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="an Origin to accept besides loopback, e.g. https://app.example "
+                       "(repeatable)")  # fmt: skip
+
+    keys = commands.add_parser(
+        "keys",
+        help="API keys for the HTTP transports: create, list, revoke",
+        description="API keys for `serve --transport http|sse`: amcp_ + 32 characters, shown "
+        "once, stored only as a SHA-256 digest in AGENTCARD_HOME/keys.db.",
+    )
+    key_actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = key_actions.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. 'crewai-prod'")
+    create.add_argument(
+        "--rate",
+        type=int,
+        choices=[30, 60, 120, 300],
+        default=60,
+        help="requests per minute (default 60)",
+    )
+    create.add_argument(
+        "--scope",
+        choices=["cards:read", "cards:write"],
+        default="cards:write",
+        help="cards:read may only read (get_limits, list_cards, get_card, "
+        "read_ledger); cards:write may call every tool (default)",
+    )
+    key_actions.add_parser("list", help="the keys: prefix, name, scope, rate, created, last used")
+    revoke = key_actions.add_parser("revoke", help="revoke a key: its next request is refused")
+    revoke.add_argument("key_id", metavar="ID")  # fmt: skip
 
     commands.add_parser(
         "demo",
@@ -151,9 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "demo":
         return _demo()
-    if args.command in ("policy", "approvals", "audit"):
+    if args.command in ("policy", "approvals", "audit", "keys"):
         return _operator_command(args)
-    return _serve()
+    return _serve(args)
 
 
 def _set_log_level(level: str) -> None:
@@ -189,6 +248,19 @@ def _operator_command(args: argparse.Namespace) -> int:
         return approvals_command(
             args.action, approval_id, settings.ensure_home(), sys.stdout, sys.stderr
         )
+    if args.command == "keys":
+        from .keys import keys_command
+
+        return keys_command(
+            args.action,
+            settings.ensure_home(),
+            sys.stdout,
+            sys.stderr,
+            name=getattr(args, "name", None),
+            scope=getattr(args, "scope", "cards:write"),
+            rate=getattr(args, "rate", 60),
+            key_id=getattr(args, "key_id", None),
+        )
     from .audit import audit_command
 
     return audit_command(args.action, args.n, settings.home, sys.stdout, sys.stderr)
@@ -207,16 +279,19 @@ def _demo() -> int:
     return 0
 
 
-def _serve() -> int:
-    """Serves MCP on stdio: the default command, what an MCP host runs."""
+def _serve(args: argparse.Namespace) -> int:
+    """Serves MCP: on stdio by default (what an MCP host runs), or over HTTP."""
     from .errors import AgentCardError
     from .server import create_server
 
+    transport = getattr(args, "transport", "stdio")
     try:
         settings = load_settings()
         settings.check()
         _set_log_level(settings.log_level)
         server = create_server(settings)  # a bad policy file stops it here, naming the key
+        if transport != "stdio":
+            return _serve_http(server, settings.ensure_home(), args)
     except AgentCardError as exc:
         _fail("agentcard-mcp", exc)
         return 2
@@ -227,6 +302,26 @@ def _serve() -> int:
             file=sys.stderr,
         )
     server.run("stdio")
+    return 0
+
+
+def _serve_http(server: CardServer, home: Path, args: argparse.Namespace) -> int:
+    from .http_app import HttpOptions, serve_http
+    from .keys import KeyStore
+
+    options = HttpOptions(
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        stateless=args.stateless,
+        allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin),
+    )
+    store = KeyStore(home)
+    try:
+        serve_http(server, store, options)
+    finally:
+        store.close()
     return 0
 
 

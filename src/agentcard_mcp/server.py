@@ -10,8 +10,8 @@ become that text.
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -130,6 +130,9 @@ class CardServer(MCPServer[None]):
     def __init__(self, *args: Any, audit: AuditLog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audit = audit
+        # Opens the issuer and binds it for the server's calls; set by create_server. The HTTP
+        # app enters it in its own lifespan, once for all sessions.
+        self.issuer_scope: Callable[[], AbstractAsyncContextManager[None]] = _no_issuer
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
@@ -244,6 +247,11 @@ def _redacted_json_text(text: str) -> str:
     return redact_text(text) if clean is data else redact_text(json.dumps(clean, indent=2))
 
 
+@asynccontextmanager
+async def _no_issuer() -> AsyncIterator[None]:
+    yield
+
+
 def _short_text(value: Any) -> str | None:
     """An id for the audit line as the agent sent it: only a string, and never a long one
     (arguments are not validated yet when the line is started)."""
@@ -272,7 +280,7 @@ def create_server(
     service = CardService(policy, ApprovalStore(home))
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+    async def issuer_scope() -> AsyncIterator[None]:
         async with open_issuer(settings, issuer_transport) as issuer:
             service.bind(issuer)
             try:
@@ -281,6 +289,16 @@ def create_server(
             finally:
                 service.bind(None)
 
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+        # Over HTTP the app's lifespan has opened the issuer once for every session (SSE enters
+        # this per connection, and connections must share it); on stdio, this opens it.
+        if service.bound:
+            yield
+            return
+        async with issuer_scope():
+            yield
+
     server = CardServer(
         "agentcard-mcp",
         version=__version__,
@@ -288,6 +306,7 @@ def create_server(
         lifespan=lifespan,
         audit=AuditLog(home / "audit.jsonl", scrub=redact),
     )
+    server.issuer_scope = issuer_scope
     _register_tools(server, service)
     return server
 

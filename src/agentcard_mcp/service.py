@@ -35,6 +35,10 @@ class CardService:
         self.approvals = approvals
         self._issuer: Issuer | None = None
 
+    @property
+    def bound(self) -> bool:
+        return self._issuer is not None
+
     def bind(self, issuer: Issuer | None) -> None:
         """Attach the issuer for the server's lifetime (the lifespan owns its HTTP client)."""
         self._issuer = issuer

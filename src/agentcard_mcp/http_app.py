@@ -1,0 +1,133 @@
+"""The MCP server over HTTP (DESIGN §10): streamable HTTP at ``/mcp`` (stateful, or stateless on
+request) or legacy SSE at ``/sse``, behind ``KeyAuth``, with an unauthenticated ``/healthz``.
+
+Host and Origin are checked by the SDK's TransportSecuritySettings, always set here: loopback
+names plus whatever the operator allows with ``--allowed-host``/``--allowed-origin``. A foreign
+Host gets 421 and a foreign Origin 403 whatever address the server is bound to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from .errors import InvalidParams
+from .http_auth import KeyAuth
+from .keys import KeyStore
+from .server import CardServer
+
+__all__ = ["HttpOptions", "create_http_app", "serve_http"]
+
+log = logging.getLogger("agentcard_mcp.http")
+
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    transport: Literal["http", "sse"] = "http"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    stateless: bool = False
+    allowed_hosts: Sequence[str] = field(default_factory=tuple)
+    allowed_origins: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [*LOOPBACK_HOSTS, *self.allowed_hosts]
+
+    @property
+    def origins(self) -> list[str]:
+        return [*LOOPBACK_ORIGINS, *self.allowed_origins]
+
+    @property
+    def path(self) -> str:
+        return "/mcp" if self.transport == "http" else "/sse"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def create_http_app(server: CardServer, store: KeyStore, options: HttpOptions) -> Starlette:
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=options.hosts,
+        allowed_origins=options.origins,
+    )
+    if options.transport == "http":
+        mcp_app = server.streamable_http_app(
+            stateless_http=options.stateless, transport_security=security, host=options.host
+        )
+    else:
+        mcp_app = server.sse_app(transport_security=security, host=options.host)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # The issuer opens once for every session; then the transport's own lifespan (the
+        # streamable HTTP session manager) runs inside it.
+        async with server.issuer_scope(), mcp_app.router.lifespan_context(mcp_app):
+            yield
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})  # nothing about keys, cards or the issuer
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("", app=KeyAuth(mcp_app, store)),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def check_bind(options: HttpOptions, store: KeyStore) -> None:
+    """Refuses a non-loopback address while no key exists: it would serve nobody and invite a
+    guess at what is listening."""
+    if is_loopback(options.host) or store.any_active():
+        return
+    raise InvalidParams(
+        f"refusing to bind {options.host}: no API key exists yet. Create one with "
+        "`agentcard-mcp keys create --name NAME`, then start again. Allowed hosts: "
+        f"{', '.join(options.hosts)}; allowed origins: {', '.join(options.origins)} "
+        "(add more with --allowed-host / --allowed-origin)."
+    )
+
+
+def serve_http(server: CardServer, store: KeyStore, options: HttpOptions) -> None:
+    check_bind(options, store)
+    if not store.any_active():
+        log.warning("no API keys yet: every request will get 401 until `agentcard-mcp keys create`")
+    log.warning(
+        "serving %s on http://%s:%d%s (allowed hosts: %s; allowed origins: %s)",
+        "streamable HTTP" + (" (stateless)" if options.stateless else "")
+        if options.transport == "http"
+        else "SSE",
+        options.host,
+        options.port,
+        options.path,
+        ", ".join(options.hosts),
+        ", ".join(options.origins),
+    )
+    app = create_http_app(server, store, options)
+    config = uvicorn.Config(
+        app, host=options.host, port=options.port, log_level="warning", lifespan="on"
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,293 @@
+"""Who may use the HTTP transports (DESIGN §10): an ASGI middleware in front of the MCP app.
+
+Every request is checked in ClawHQ's order (issuer-docs/clawhq-api-keys.txt):
+
+1. **format** — ``Authorization: Bearer amcp_`` + 32 lowercase alphanumerics; a key in the query
+   string is refused outright (URLs end up in logs and browser history);
+2. **hash lookup** — the SHA-256 digest against ``<home>/keys.db``, on every request, so a
+   revoked key is refused on its next one; a session (``Mcp-Session-Id``, or SSE's
+   ``session_id``) answers only the key that opened it;
+3. **scope** — ``cards:read`` keys may call only the read tools; ``cards:write`` may call all;
+4. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After.
+
+Refusals are ``{"error": "...", "code": "...", "status": N}``. The key's id becomes the audit
+log's ``caller`` for the calls it makes. Open streams are watched: revoking the key ends them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .consent import caller
+from .keys import KEY_PATTERN, ApiKey, KeyStore
+
+__all__ = ["READ_TOOLS", "KeyAuth", "RateLimiter", "SessionBindings"]
+
+# What a cards:read key may call; everything else needs cards:write.
+READ_TOOLS = frozenset({"get_limits", "list_cards", "get_card", "read_ledger"})
+_MAX_BODY = 4 * 1024 * 1024  # bytes read to find the tool a request calls
+_WATCH_EVERY = 1.0  # seconds between checks that an open stream's key is still active
+_QUERY_KEY_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token", "auth"})
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per key: ``rate`` requests a minute, in bursts of at most ``rate``."""
+
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> tokens, at
+
+    def take(self, key_id: str, rate: int) -> float | None:
+        """None if the request may go ahead (a token is used), else seconds until it may."""
+        now = self.clock()
+        tokens, at = self._buckets.get(key_id, (float(rate), now))
+        tokens = min(float(rate), tokens + (now - at) * rate / 60.0)
+        if tokens >= 1.0:
+            self._buckets[key_id] = (tokens - 1.0, now)
+            return None
+        self._buckets[key_id] = (tokens, now)
+        return (1.0 - tokens) * 60.0 / rate
+
+
+class SessionBindings:
+    """Session id -> the key id that opened it. Bounded: the oldest bindings go first (a
+    forgotten session then answers no key at all — the SDK no longer knows it either)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._bound: OrderedDict[str, str] = OrderedDict()
+        self._limit = limit
+
+    def bind(self, session_id: str, key_id: str) -> None:
+        self._bound.setdefault(session_id, key_id)
+        self._bound.move_to_end(session_id)
+        while len(self._bound) > self._limit:
+            self._bound.popitem(last=False)
+
+    def owner(self, session_id: str) -> str | None:
+        return self._bound.get(session_id)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, error: str, retry_after: float | None = None):
+        super().__init__(error)
+        self.status, self.code, self.error, self.retry_after = status, code, error, retry_after
+
+
+class KeyAuth:
+    """The middleware. ``store`` is read on every request; nothing about keys is cached."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: KeyStore,
+        *,
+        limiter: RateLimiter | None = None,
+        watch_every: float = _WATCH_EVERY,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.limiter = limiter or RateLimiter()
+        self.sessions = SessionBindings()
+        self.watch_every = watch_every
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            key = self._authenticate(scope)
+            session_id = _session_id(scope)
+            self._check_session(session_id, key)
+            body = await _read_body(receive) if scope["method"] == "POST" else b""
+            self._check_scope(key, body)
+            self._check_rate(key)
+        except _Refused as refused:
+            await _refuse(send, refused)
+            return
+        self.store.touch(key.id, time.monotonic())
+        token = caller.set(key.id)
+        try:
+            await self._serve(scope, _replay(body, receive), self._binding_send(send, key))
+        finally:
+            caller.reset(token)
+
+    # -- the checks, in order ---------------------------------------------------------------
+
+    def _authenticate(self, scope: Scope) -> ApiKey:
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if name.lower() in _QUERY_KEY_NAMES or value.startswith("amcp_"):
+                raise _Refused(
+                    401, "KEY_IN_QUERY", "API keys are accepted only in the Authorization header"
+                )
+        header = _header(scope, b"authorization")
+        if header is None:
+            raise _Refused(401, "MISSING_KEY", "Missing API key: send 'Authorization: Bearer …'")
+        scheme, _, presented = header.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not KEY_PATTERN.fullmatch(presented):
+            raise _Refused(401, "INVALID_KEY", "Invalid API key")
+        key = self.store.find(presented)
+        if key is None:
+            raise _Refused(401, "INVALID_KEY", "Invalid API key")
+        return key
+
+    def _check_session(self, session_id: str | None, key: ApiKey) -> None:
+        if session_id is None:
+            return
+        owner = self.sessions.owner(session_id)
+        if owner is not None and owner != key.id:
+            raise _Refused(403, "SESSION_KEY_MISMATCH", "This session belongs to another key")
+
+    def _check_scope(self, key: ApiKey, body: bytes) -> None:
+        if key.scope == "cards:write" or not body:
+            return
+        for tool in _tools_called(body):
+            if tool not in READ_TOOLS:
+                raise _Refused(
+                    403,
+                    "INSUFFICIENT_SCOPE",
+                    f"This key's scope is cards:read; {tool[:64]} needs cards:write",
+                )
+
+    def _check_rate(self, key: ApiKey) -> None:
+        wait = self.limiter.take(key.id, key.rate)
+        if wait is not None:
+            raise _Refused(429, "RATE_LIMITED", "Rate limit exceeded", retry_after=wait)
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def _binding_send(self, send: Send, key: ApiKey) -> Send:
+        """Binds a session the response opens to the key that opened it: streamable HTTP's
+        ``Mcp-Session-Id`` header, or the ``session_id`` in SSE's first (endpoint) event."""
+        bound = False
+
+        async def bind_then_send(message: Message) -> None:
+            nonlocal bound
+            if not bound and message["type"] == "http.response.start":
+                sid = _header_of(message.get("headers", []), b"mcp-session-id")
+                if sid is not None:
+                    self.sessions.bind(sid, key.id)
+                    bound = True
+            elif not bound and message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                at = chunk.find(b"session_id=")
+                if at >= 0:
+                    sid_bytes = chunk[at + len(b"session_id=") :].split(b"\r")[0].split(b"\n")[0]
+                    self.sessions.bind(sid_bytes.decode("latin-1").strip(), key.id)
+                    bound = True
+            await send(message)
+
+        return bind_then_send
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Runs the app; a long-lived stream (a GET) is ended when its key is revoked."""
+        if scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        key_id = caller.get()
+        async with anyio.create_task_group() as tasks:
+
+            async def watch() -> None:
+                while True:
+                    await anyio.sleep(self.watch_every)
+                    if not self.store.is_active(key_id):
+                        tasks.cancel_scope.cancel()
+                        return
+
+            tasks.start_soon(watch)
+            await self.app(scope, receive, send)
+            tasks.cancel_scope.cancel()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return _header_of(scope.get("headers", []), name)
+
+
+def _header_of(headers: Any, name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _session_id(scope: Scope) -> str | None:
+    sid = _header(scope, b"mcp-session-id")
+    if sid is not None:
+        return sid
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if name == "session_id":
+            return str(value)
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise _Refused(
+                413, "BODY_TOO_LARGE", f"Request bodies are limited to {_MAX_BODY} bytes"
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body, already read for the scope check, handed to the app as if unread."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _tools_called(body: bytes) -> list[str]:
+    """The tools a JSON-RPC body calls (one message or a batch). A body that is not JSON-RPC
+    calls none; the MCP app answers it."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return []
+    messages = payload if isinstance(payload, list) else [payload]
+    names = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("method") == "tools/call":
+            params = message.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            names.append(name if isinstance(name, str) else "?")
+    return names
+
+
+async def _refuse(send: Send, refused: _Refused) -> None:
+    body = json.dumps(
+        {"error": refused.error, "code": refused.code, "status": refused.status}
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if refused.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="agentcard-mcp"'))
+    if refused.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(refused.retry_after))).encode()))
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
