@@ -131,7 +131,7 @@ class KeyAuth:
                 )
         header = _header(scope, b"authorization")
         if header is None:
-            raise _Refused(401, "MISSING_KEY", "Missing API key: send 'Authorization: Bearer …'")
+            raise _Refused(401, "MISSING_KEY", "Missing API key: use 'Authorization: Bearer <key>'")
         scheme, _, presented = header.partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not KEY_PATTERN.fullmatch(presented):
@@ -190,23 +190,60 @@ class KeyAuth:
         return bind_then_send
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Runs the app; a long-lived stream (a GET) is ended when its key is revoked."""
+        """Runs the app; a long-lived stream (a GET) is ended when its key is revoked. The app
+        is told the client went away (``http.disconnect``), as when a client hangs up, so the
+        transport closes the stream and its session state the way it always does."""
         if scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
         key_id = caller.get()
+        revoked = anyio.Event()
+
+        async def receive_until_revoked() -> Message:
+            message: Message = {"type": "http.disconnect"}
+            async with anyio.create_task_group() as race:
+
+                async def from_client() -> None:
+                    nonlocal message
+                    message = await receive()
+                    race.cancel_scope.cancel()
+
+                async def on_revocation() -> None:
+                    await revoked.wait()
+                    race.cancel_scope.cancel()
+
+                race.start_soon(from_client)
+                race.start_soon(on_revocation)
+            return message
+
+        started = ended = False
+
+        async def send_once(message: Message) -> None:
+            # After the disconnect, the SSE endpoint answers a fresh (empty) response on the
+            # same connection: one response per request, so that one is dropped.
+            nonlocal started, ended
+            if ended or (started and message["type"] == "http.response.start"):
+                return
+            started = True
+            ended = message["type"] == "http.response.body" and not message.get("more_body")
+            await send(message)
+
         async with anyio.create_task_group() as tasks:
 
             async def watch() -> None:
-                while True:
+                while not revoked.is_set():
                     await anyio.sleep(self.watch_every)
                     if not self.store.is_active(key_id):
-                        tasks.cancel_scope.cancel()
-                        return
+                        revoked.set()
+                # A transport that ignores the disconnect is stopped outright.
+                await anyio.sleep(5 * self.watch_every)
+                tasks.cancel_scope.cancel()
 
             tasks.start_soon(watch)
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_until_revoked, send_once)
             tasks.cancel_scope.cancel()
+        if started and not ended:  # the stream was cut: end the response properly
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
