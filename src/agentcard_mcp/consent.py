@@ -104,11 +104,18 @@ def _visible(text: str) -> str:
 
 
 def ask(
-    ctx: Context[Any, Any], verdict: Verdict, approval_id: str | None, summary: str
+    ctx: Context[Any, Any],
+    verdict: Verdict,
+    approval_id: str | None,
+    summary: str,
+    *,
+    in_band: bool = True,
 ) -> Elicit[ApprovalForm] | NotAsked:
     """The resolver's answer: ask the human only when approval is needed, no approval id was
-    given, and the client can show a form."""
-    if not verdict.needs_approval or approval_id is not None or not can_elicit(ctx):
+    given, the transport allows asking in band, and the client can show a form."""
+    if not verdict.needs_approval or approval_id is not None or not in_band:
+        return NotAsked()
+    if not can_elicit(ctx):
         return NotAsked()
     return Elicit(f"An AI agent asks to run {summary}. Approve?", ApprovalForm)
 

@@ -72,6 +72,7 @@ def create_http_app(server: CardServer, store: KeyStore, options: HttpOptions) -
         allowed_hosts=options.hosts,
         allowed_origins=options.origins,
     )
+    server.in_band_approval = not options.stateless
     if options.transport == "http":
         mcp_app = server.streamable_http_app(
             stateless_http=options.stateless, transport_security=security, host=options.host

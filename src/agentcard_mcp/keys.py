@@ -107,6 +107,12 @@ class KeyStore:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:

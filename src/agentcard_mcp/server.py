@@ -133,6 +133,9 @@ class CardServer(MCPServer[None]):
         # Opens the issuer and binds it for the server's calls; set by create_server. The HTTP
         # app enters it in its own lifespan, once for all sessions.
         self.issuer_scope: Callable[[], AbstractAsyncContextManager[None]] = _no_issuer
+        # False where the human cannot be asked through the client (stateless HTTP keeps no
+        # session to carry the form): approvals then go out of band.
+        self.in_band_approval = True
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
@@ -343,7 +346,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             "agent_id": agent_id,
         }
         summary = consent.summarize("create_card", arguments, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary)
+        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
 
     async def policy_consent(
         ctx: Context[None, Any],
@@ -366,21 +369,21 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             "mcc_allowlist": mcc_allowlist,
         }
         summary = consent.summarize("set_policy", arguments, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary)
+        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
 
     async def unfreeze_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
     ) -> Elicit[ApprovalForm] | consent.NotAsked:
         verdict, _ = await service.review_unfreeze(card_id)
         summary = consent.summarize("unfreeze_card", {"card_id": card_id}, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary)
+        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
 
     async def close_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
     ) -> Elicit[ApprovalForm] | consent.NotAsked:
         verdict, _ = await service.review_close(card_id)
         summary = consent.summarize("close_card", {"card_id": card_id}, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary)
+        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
 
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:

@@ -42,17 +42,20 @@ class Served:
         return key
 
     @asynccontextmanager
-    async def client(self, key: str, mode: str = "auto") -> AsyncIterator[Client]:
+    async def client(self, key: str, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
         """The SDK client with the key as a Bearer header, as an agent framework connects."""
         headers = {"Authorization": f"Bearer {key}"}
         if self.options.transport == "sse":
-            async with Client(sse_client(self.url, headers=headers), mode=mode) as client:
+            transport = sse_client(self.url, headers=headers)
+            async with Client(transport, mode=mode, **kwargs) as client:
                 yield client
             return
         # The SDK leaves a client it was handed open: this one is closed here.
         async with (
             httpx2.AsyncClient(headers=headers, timeout=30) as http,
-            Client(streamable_http_client(self.url, http_client=http), mode=mode) as client,
+            Client(
+                streamable_http_client(self.url, http_client=http), mode=mode, **kwargs
+            ) as client,
         ):
             yield client
 

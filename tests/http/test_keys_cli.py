@@ -1,0 +1,77 @@
+"""The operator's ``keys`` and ``serve --transport http|sse`` commands, as processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from agentcard_mcp.keys import KEY_PATTERN, KeyStore
+
+SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AGENTCARD_")}
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        env={**env, "AGENTCARD_HOME": str(home)},
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def test_create_shows_the_key_once_then_list_and_revoke(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    created = run(home, "keys", "create", "--name", "crewai prod", "--scope", "cards:read",
+                  "--rate", "120")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert KEY_PATTERN.fullmatch(key)  # stdout is the key alone, for capture
+    assert "only time" in created.stderr
+    key_id = re.search(r"key_[a-z0-9]{12}", created.stderr).group()  # type: ignore[union-attr]
+
+    listed = run(home, "keys", "list")
+    assert listed.returncode == 0
+    assert key not in listed.stdout
+    assert key[9:] not in listed.stdout
+    row = next(line for line in listed.stdout.splitlines() if key_id in line)
+    for shown in (key[:9], "crewai prod", "cards:read", "120/min", "never"):
+        assert shown in row
+
+    assert run(home, "keys", "revoke", key_id).returncode == 0
+    with KeyStore(home) as store:
+        assert store.find(key) is None
+    again = run(home, "keys", "revoke", key_id)
+    assert again.returncode == 2
+    assert "already revoked" in again.stderr
+    assert run(home, "keys", "revoke", "key_nope").returncode == 2
+
+
+def test_bad_key_options_exit_2(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run(home, "keys", "create", "--name", "x", "--rate", "45").returncode == 2
+    assert run(home, "keys", "create", "--name", "x", "--scope", "admin").returncode == 2
+    assert run(home, "keys", "create").returncode == 2  # --name is required
+
+
+def test_serving_a_public_address_without_keys_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    refused = run(home, "serve", "--transport", "http", "--host", "0.0.0.0",
+                  "--allowed-host", "cards.example:*")  # fmt: skip
+    assert refused.returncode == 2
+    assert "keys create" in refused.stderr
+    assert "cards.example:*" in refused.stderr
+
+
+def test_serve_help_names_the_http_options(tmp_path: Path) -> None:
+    shown = run(tmp_path / "home", "serve", "--help")
+    assert shown.returncode == 0
+    for option in ("--transport", "--host", "--port", "--stateless", "--allowed-host",
+                   "--allowed-origin", "http", "sse"):  # fmt: skip
+        assert option in shown.stdout
