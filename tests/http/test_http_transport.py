@@ -274,3 +274,22 @@ def test_the_keys_file_holds_only_hashes(home: Path) -> None:
     assert hash_key(key).encode() in raw
     assert record.prefix == key[:9]
     assert (home / "keys.db").stat().st_mode & 0o777 == 0o600
+
+
+async def test_an_sse_session_answers_only_the_key_that_opened_it(home: Path) -> None:
+    with serving(home, transport="sse") as served:
+        first, second = served.key("first"), served.key("second")
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("GET", served.url, headers=bearer(first)) as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert (await anext(lines)).startswith("event: endpoint")
+            endpoint = (await anext(lines)).removeprefix("data: ").strip()
+            assert "session_id=" in endpoint
+            post = served.base + endpoint
+            hijack = await http.post(post, json=INITIALIZE, headers=bearer(second))
+            assert hijack.status_code == 403
+            assert hijack.json()["code"] == "SESSION_KEY_MISMATCH"
+            own = await http.post(post, json=INITIALIZE, headers=bearer(first))
+            assert own.status_code == 202  # accepted; the answer comes on the stream
