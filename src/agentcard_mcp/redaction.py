@@ -201,39 +201,55 @@ def redact_text(text: str) -> str:
 _RUN_CLASSES = bytes.maketrans(b"0123456789 \t_.-", b"0" * 15)
 _THIRTEEN = b"0" * _MIN_PAN
 # ... and, in lower case, the start of a label, a card field's name or a secret ("exp" but not
-# our own "expires_at"). The regex looks for each hint from its rarest part, so that it stops
-# at few places (the engine skips in C to a branch's first letter; "e", "s", "n", "a", "r"
-# and "l" are everywhere in JSON keys). What must come before that part, and that the hint
-# starts a word, is checked on the few matches.
-_HINTS = re.compile(
-    r"c(?:v|sc|ardnumber|ur|_[lt])|xp(?!ires_at)|bearer|v(?:alid|erif)|mber|p(?:an|_)|k_"
-    r"|w(?:_|hsec_)"
-)
+# our own "expires_at"). Each hint is looked for from a rare part of it, so that the search
+# stops at few places: the regex's branches start with letters that JSON keys seldom hold
+# (the engine skips to them in C), and the hints with no rare letter are found with str.find.
+# What must come before the part found, and that the hint starts a word, is checked on the
+# few matches.
+_HINTS = re.compile(r"v(?:alid|erif|e_)|b(?:er|earer)|urit|xp(?!ires_at)|k_|w(?:_|hsec_)")
+_LITERAL_HINTS = ("cv", "csc", "c_t", "pan", "p_")
 _HINT_HEADS = {  # part found -> the letters before it that make the hint
-    "cur": ("se",),  # secur(ity)
+    "ve_": ("ac_li",),  # ac_live_
+    "ber": ("num", "cardnum"),  # number, cardnumber
+    "urit": ("sec",),  # security
     "xp": ("e",),  # exp
-    "mber": ("nu",),  # number
-    "p_": ("amc",),  # amcp_
     "k_": ("a", "l", "s", "r"),  # ak_, lk_, sk_, rk_
     "w_": ("cl",),  # clw_
-    "c_l": ("a",),  # ac_live_
     "c_t": ("a",),  # ac_test_
+    "p_": ("amc",),  # amcp_
 }
 
 
 def _clean_ascii(text: str) -> bool:
     """Whether ASCII text without escapes certainly holds nothing to mask: a quick, exact
     rejection of the common case (false alarms only cost the full check)."""
-    if _THIRTEEN in text.encode("ascii").translate(_RUN_CLASSES):
-        return False
+    return _THIRTEEN not in _shape(text) and not _has_hint(text)
+
+
+def _shape(text: str) -> bytes:
+    """ASCII text with every digit and separator as "0", everything else as it was."""
+    return text.encode("ascii").translate(_RUN_CLASSES)
+
+
+def _has_hint(text: str) -> bool:
     lowered = text.lower()
-    for match in _HINTS.finditer(lowered):
-        found, at = match.group(), match.start()
-        for head in _HINT_HEADS.get(found, ("",)):
-            start = at - len(head)
-            if start >= 0 and lowered.startswith(head, start) and _word_starts(text, start):
-                return False
-    return True
+    for literal in _LITERAL_HINTS:
+        at = lowered.find(literal)
+        while at != -1:
+            if _hint_at(text, lowered, literal, at):
+                return True
+            at = lowered.find(literal, at + 1)
+    return any(
+        _hint_at(text, lowered, match.group(), match.start()) for match in _HINTS.finditer(lowered)
+    )
+
+
+def _hint_at(text: str, lowered: str, found: str, at: int) -> bool:
+    for head in _HINT_HEADS.get(found, ("",)):
+        start = at - len(head)
+        if start >= 0 and lowered.startswith(head, start) and _word_starts(text, start):
+            return True
+    return False
 
 
 def _word_starts(text: str, i: int) -> bool:
@@ -393,10 +409,10 @@ def redact(value: Any) -> Any:
 
 
 # Neighbouring string values, the first ending and the next starting with a digit.
-_SPLIT_HINT = re.compile(
-    r'",\s*"[^"]{0,64}"\s*:\s*"[ \t_.\-]*'
-    r"(?![0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2})[0-9]"  # a date or time is no PAN piece
-)
+# In the shape (see _shape): a string ending in a digit or separator, then a string value
+# starting with one. The literal '0",' leads, which the regex engine finds in C.
+_SPLIT_SHAPE = re.compile(rb'0",\s*"[^"]{0,64}"\s*:\s*"0')
+_DATE_OR_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2}")
 _SEPARATOR_CHARS = frozenset(" \t_.-")
 
 
@@ -411,22 +427,27 @@ def _clean_json(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
 def clean_json_text(text: str) -> bool:
     """Whether JSON text certainly holds nothing to mask — in its strings, numbers and keys, or
     split over neighbouring strings. Exact in that direction only: False means "look closer"."""
-    return text.isascii() and "\\" not in text and _clean_ascii(text) and not _split_hint(text)
+    if not text.isascii() or "\\" in text:
+        return False
+    shape = _shape(text)
+    return _THIRTEEN not in shape and not _has_hint(text) and not _split_hint(text, shape)
 
 
-def _split_hint(text: str) -> bool:
+def _split_hint(text: str, shape: bytes) -> bool:
     """Whether neighbouring string values in JSON text could hold a PAN between them: digits at
     the end of one and the start of the next, 13 or more together, or a value that is all
-    digits with another digit-led string after it. The regex finds each boundary from the
-    literal '",' (fast); the few digits around it are counted here."""
-    for match in _SPLIT_HINT.finditer(text):
-        before = _digits_back(text, match.start() - 1)
-        if not before:
+    digits with another digit-led string after it. Dates and times lead no PAN piece."""
+    for match in _SPLIT_SHAPE.finditer(shape):
+        before = _digits_back(text, match.start())
+        start = match.end() - 1
+        while start < len(text) and text[start] in _SEPARATOR_CHARS:
+            start += 1
+        if not before or not text[start : start + 1].isdigit() or _DATE_OR_TIME.match(text, start):
             continue
-        after, end = _digits_forward(text, match.end() - 1)
+        after, end = _digits_forward(text, start)
         if before + after >= _MIN_PAN:
             return True
-        if text.startswith('"', end) and _SPLIT_HINT.match(text, end):
+        if _SPLIT_SHAPE.match(shape, end - 1):
             return True  # all digits, and a digit-led string next: a chain of pieces
     return False
 
