@@ -42,14 +42,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic_core
-from mcp import Client
-from mcp.types import CallToolResult, TextContent
-
 REPO = Path(__file__).resolve().parents[1]
-PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
-if str(REPO) not in sys.path:  # so that ``python bench/redaction.py`` finds bench/
+# Run as a script, bench/ comes first on sys.path, and bench/http.py would then shadow the
+# standard library's http package (httpx, uvicorn and starlette import it): the repository root
+# takes bench/'s place, which also makes bench/ and tests/ importable.
+if sys.path and Path(sys.path[0] or os.curdir).resolve() == REPO / "bench":
+    sys.path[0] = str(REPO)
+elif str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+import pydantic_core  # noqa: E402
+from mcp import Client  # noqa: E402
+from mcp.types import CallToolResult, TextContent  # noqa: E402
+
+PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
 
 from bench.process_cpu import cpu_seconds  # noqa: E402
 

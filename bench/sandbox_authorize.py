@@ -44,18 +44,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # so that ``python bench/sandbox_authorize.py`` finds tests/
+# Run as a script, bench/ comes first on sys.path, and bench/http.py would then shadow the
+# standard library's http package (httpx, uvicorn and starlette import it): the repository root
+# takes bench/'s place, which also makes bench/ and tests/ importable.
+if sys.path and Path(sys.path[0] or os.curdir).resolve() == REPO / "bench":
+    sys.path[0] = str(REPO)
+elif str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import anyio  # noqa: E402
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 from tests.support import (  # noqa: E402
     FakeClock,
     listening_process,

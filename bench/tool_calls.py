@@ -45,17 +45,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+REPO = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ comes first on sys.path, and bench/http.py would then shadow the
+# standard library's http package (httpx, uvicorn and starlette import it): the repository root
+# takes bench/'s place, which also makes bench/ and tests/ importable.
+if sys.path and Path(sys.path[0] or os.curdir).resolve() == REPO / "bench":
+    sys.path[0] = str(REPO)
+elif str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
 # Only the SDK at module level: the floor server process (``--serve-floor``) runs this file,
 # and it must import no more than a bare MCP server would. agentcard_mcp is imported lazily.
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.server import MCPServer
-from mcp.types.version import LATEST_HANDSHAKE_VERSION
+from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+from mcp.server import MCPServer  # noqa: E402
+from mcp.types.version import LATEST_HANDSHAKE_VERSION  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
-if str(REPO) not in sys.path:  # so that ``python bench/tool_calls.py`` finds bench/
-    sys.path.insert(0, str(REPO))
 
 from bench.process_cpu import cpu_seconds  # noqa: E402
 
