@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 
+_BY = {
+    "sha256": "SELECT * FROM api_keys WHERE sha256 = ?",
+    "id": "SELECT * FROM api_keys WHERE id = ?",
+}
+
+
 @dataclass(frozen=True)
 class ApiKey:
     id: str
@@ -102,6 +108,11 @@ class KeyStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
         self._used: dict[str, float] = {}  # key id -> monotonic time last_used was written
+        # Lookups are remembered until the database changes: SQLite's data_version moves when
+        # another connection (the operator's `keys revoke`) commits, and this store's own writes
+        # forget them too, so a revocation still counts from the very next request.
+        self._found: dict[str, sqlite3.Row | None] = {}
+        self._version = -1
 
     def close(self) -> None:
         with self._lock:
@@ -116,6 +127,7 @@ class KeyStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._found.clear()  # this connection's own commits do not move data_version
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -156,21 +168,28 @@ class KeyStore:
         """The active key whose digest matches, or None. The digest is looked up, then compared
         in constant time: nothing about a stored digest leaks through the comparison."""
         digest = hash_key(key)
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT * FROM api_keys WHERE sha256 = ?", (digest,)
-            ).fetchone()
+        row = self._lookup("sha256", digest)
         if row is None or not secrets.compare_digest(row["sha256"], digest):
             return None
         record = _record(row)
         return record if record.active else None
 
     def is_active(self, key_id: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT revoked_at FROM api_keys WHERE id = ?", (key_id,)
-            ).fetchone()
+        row = self._lookup("id", key_id)
         return row is not None and row["revoked_at"] is None
+
+    def _lookup(self, column: Literal["sha256", "id"], value: str) -> sqlite3.Row | None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._found.clear()
+                self._version = version
+            cache_key = f"{column}:{value}"
+            if cache_key not in self._found:
+                if len(self._found) > 10_000:  # unknown keys tried at random must not pile up
+                    self._found.clear()
+                self._found[cache_key] = self._conn.execute(_BY[column], (value,)).fetchone()
+            return self._found[cache_key]
 
     def touch(self, key_id: str, monotonic_now: float) -> None:
         """Records that the key was used, at most once a minute (a write per request would

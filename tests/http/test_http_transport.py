@@ -293,3 +293,19 @@ async def test_an_sse_session_answers_only_the_key_that_opened_it(home: Path) ->
             assert hijack.json()["code"] == "SESSION_KEY_MISMATCH"
             own = await http.post(post, json=INITIALIZE, headers=bearer(first))
             assert own.status_code == 202  # accepted; the answer comes on the stream
+
+
+async def test_a_key_revoked_by_another_process_is_refused_on_its_next_request(
+    served: Served, http: httpx.AsyncClient
+) -> None:
+    """The server remembers lookups only until keys.db changes: a revocation written by the
+    operator's command (another connection) counts from the next request."""
+    key = served.key("elsewhere")
+    assert (await http.post(served.url, json=INITIALIZE, headers=bearer(key))).status_code == 200
+    record = served.store.find(key)
+    assert record is not None
+    with KeyStore(served.home) as operator:  # its own connection, as `keys revoke` has
+        operator.revoke(record.id)
+    response = await http.post(served.url, json=INITIALIZE, headers=bearer(key))
+    assert response.status_code == 401
+    assert response.json()["code"] == "INVALID_KEY"
