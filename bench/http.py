@@ -11,6 +11,9 @@ clients, so client and server do not share a GIL; on 2 cores each gets one):
   its own.
 - the floor: a bare ``MCPServer`` whose one tool, ``noop``, returns ``"ok"``, served by the SDK's
   ``streamable_http_app()`` the same way, with no auth.
+- ``floor+auth``: the same floor behind our ``KeyAuth`` (the counting limiter below, keys from
+  the same ``keys.db``, ``cards:write`` keys since ``noop`` is no read tool). Its gap to the
+  floor is what the HTTP layer of ours costs; agentcard's gap beyond it is the tool's own work.
 
 The rate limiter: every key has ClawHQ's top tier, 300 requests a minute, so one client would
 be held to 5 calls a second and the benchmark would measure the limiter's sleep. The app is
@@ -92,16 +95,16 @@ def floor_app() -> ASGIApp:
     return floor.streamable_http_app()
 
 
-def agentcard_app(home: Path) -> ASGIApp:
-    """``create_http_app`` as the CLI calls it, then its limiter swapped for one that counts
-    but never refuses. Fails loudly if the app no longer has exactly one KeyAuth to adjust."""
-    from starlette.routing import Mount
-
-    from agentcard_mcp.http_app import HttpOptions, create_http_app
-    from agentcard_mcp.http_auth import KeyAuth, RateLimiter
+def floor_auth_app(home: Path) -> ASGIApp:
+    """The floor behind KeyAuth, with the limiter that counts but never refuses."""
+    from agentcard_mcp.http_auth import KeyAuth
     from agentcard_mcp.keys import KeyStore
-    from agentcard_mcp.server import create_server
-    from agentcard_mcp.settings import Settings
+
+    return KeyAuth(floor_app(), KeyStore(home), limiter=_counting_limiter())
+
+
+def _counting_limiter() -> Any:
+    from agentcard_mcp.http_auth import RateLimiter
 
     class CountingLimiter(RateLimiter):
         """The token bucket's arithmetic on every request; its verdict ignored."""
@@ -109,6 +112,20 @@ def agentcard_app(home: Path) -> ASGIApp:
         def take(self, key_id: str, rate: int) -> float | None:
             super().take(key_id, rate)
             return None
+
+    return CountingLimiter()
+
+
+def agentcard_app(home: Path) -> ASGIApp:
+    """``create_http_app`` as the CLI calls it, then its limiter swapped for one that counts
+    but never refuses. Fails loudly if the app no longer has exactly one KeyAuth to adjust."""
+    from starlette.routing import Mount
+
+    from agentcard_mcp.http_app import HttpOptions, create_http_app
+    from agentcard_mcp.http_auth import KeyAuth
+    from agentcard_mcp.keys import KeyStore
+    from agentcard_mcp.server import create_server
+    from agentcard_mcp.settings import Settings
 
     server = create_server(Settings(issuer="sandbox", home=home, policy_file=PERMISSIVE_POLICY))
     app = create_http_app(server, KeyStore(home), HttpOptions())
@@ -119,7 +136,7 @@ def agentcard_app(home: Path) -> ASGIApp:
     ]
     if len(auths) != 1:
         raise RuntimeError(f"expected one KeyAuth mounted by create_http_app, found {len(auths)}")
-    auths[0].limiter = CountingLimiter()
+    auths[0].limiter = _counting_limiter()
     return app
 
 
@@ -130,6 +147,9 @@ def _serve(which: str, home: Path | None) -> None:
     if which == "agentcard":
         assert home is not None
         app = agentcard_app(home)
+    elif which == "floor+auth":
+        assert home is not None
+        app = floor_auth_app(home)
     else:
         app = floor_app()
     # Port 0: uvicorn binds a free one and logs it. (Its own socket is made from getaddrinfo's
@@ -343,15 +363,17 @@ async def create_card(url: str, writer: str) -> str:
 
 async def measure(
     floor: Served,
+    floor_auth: Served,
     agentcard: Served,
-    keys: tuple[str, Sequence[str]],
+    keys: tuple[str, Sequence[str], Sequence[str]],
     tool: str,
     args: argparse.Namespace,
 ) -> dict[tuple[str, int], Cell]:
-    writer, readers = keys
+    writer, readers, writers = keys
     card_id = await create_card(agentcard.url, writer)
     clients = max(CONCURRENCY)
     floor_clients = await open_clients(floor.url, [None] * clients)
+    auth_clients = await open_clients(floor_auth.url, writers)
     card_clients = await open_clients(agentcard.url, readers)
     try:
         arguments = {"card_id": card_id} if tool == "get_card" else {}
@@ -370,6 +392,7 @@ async def measure(
 
         targets = [
             Target(floor, floor_clients, noop),
+            Target(floor_auth, auth_clients, noop),
             Target(agentcard, card_clients, agentcard_call),
         ]
         print(f"  warm-up: {args.warmup:g} s at {clients} clients each ...", file=sys.stderr)
@@ -378,13 +401,13 @@ async def measure(
         cells = {(t.served.name, c): Cell(t.served.name, c) for t in targets for c in CONCURRENCY}
         for r in range(args.rounds):
             for concurrency in CONCURRENCY:
-                for target in targets if r % 2 == 0 else targets[::-1]:
+                for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
                     cell = cells[target.served.name, concurrency]
                     await target.window(concurrency, args.window, cell)
             print(f"    round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         return cells
     finally:
-        for client in floor_clients + card_clients:
+        for client in floor_clients + auth_clients + card_clients:
             await client.close()
 
 
@@ -425,8 +448,12 @@ def print_header(args: argparse.Namespace) -> None:
           "binding, scope with the body parsed, last-used); its token bucket counts every "
           "request but never refuses, since 300 a minute would hold each client to 5 "
           "calls/s")  # fmt: skip
-    print("  floor: a bare MCPServer whose noop tool returns 'ok', streamable_http_app(), no "
-          "auth, its own process, the same clients")  # fmt: skip
+    print(
+        "  floor: a bare MCPServer whose noop tool returns 'ok', streamable_http_app(), no "
+        "auth, its own process, the same clients"
+    )
+    print("  floor+auth: that floor behind KeyAuth (the same counting limiter, keys.db, one "
+          "cards:write key per client): what our HTTP layer costs on its own")  # fmt: skip
     print(
         f"  each client: its own connection and session (initialize {PROTOCOL}), plain httpx; "
         f"{args.rounds} rounds of {args.window:g} s per cell, the servers alternated, after "
@@ -437,21 +464,21 @@ def print_header(args: argparse.Namespace) -> None:
 
 def print_cells(cells: dict[tuple[str, int], Cell]) -> bool:
     head = (
-        f"{'clients':>7} {'server':<9} {'calls':>6} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'clients':>7} {'server':<10} {'calls':>6} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'srv cpu ms':>10} {'cli cpu ms':>10} | {'x rate':>6} {'x p50':>6} {'x p99':>6}"
     )
     print(
         "calls/s = calls / wall time of the window; p50/p99 per call as the client saw it; "
         "cpu = per call, the server's process and this one's"
     )
-    print("x = agentcard / floor")
+    print("x = this server / floor")
     print(head)
     print("-" * len(head))
     for concurrency in CONCURRENCY:
         floor = cells["floor", concurrency]
-        for cell in (floor, cells["agentcard", concurrency]):
+        for cell in (floor, cells["floor+auth", concurrency], cells["agentcard", concurrency]):
             line = (
-                f"{concurrency:>7} {cell.server:<9} {cell.calls:>6} {cell.rate:>8.0f} "
+                f"{concurrency:>7} {cell.server:<10} {cell.calls:>6} {cell.rate:>8.0f} "
                 f"{cell.p50:>7.2f} {cell.p99:>7.2f} {cell.server_ms:>10.2f} "
                 f"{cell.client_ms:>10.2f} |"
             )
@@ -462,11 +489,18 @@ def print_cells(cells: dict[tuple[str, int], Cell]) -> bool:
                 )
             print(line)
     floor, card = cells["floor", TARGET_CLIENTS], cells["agentcard", TARGET_CLIENTS]
+    auth = cells["floor+auth", TARGET_CLIENTS]
     ratio = card.rate / floor.rate
     ok = ratio >= TARGET
     print(
         f"\ntarget: agentcard calls/s at {TARGET_CLIENTS} clients >= {TARGET:.0%} of the floor's: "
         f"{card.rate:.0f} / {floor.rate:.0f} = {ratio:.0%}: {_verdict(ok)}"
+    )
+    print(
+        f"the HTTP layer alone (KeyAuth in front of the floor): {auth.rate:.0f} / "
+        f"{floor.rate:.0f} = {auth.rate / floor.rate:.0%} of the floor's calls/s, "
+        f"{auth.server_ms - floor.server_ms:+.2f} ms server CPU a call; agentcard's tool adds "
+        f"{card.server_ms - auth.server_ms:+.2f} ms more"
     )
     return ok
 
@@ -490,7 +524,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tool", choices=["get_card", "get_limits"], default="get_card",
                         help="agentcard's tool (default get_card; get_limits asks the issuer "
                         "twice)")  # fmt: skip
-    parser.add_argument("--serve", choices=["floor", "agentcard"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["floor", "floor+auth", "agentcard"],
+                        help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else DEFAULT
@@ -521,17 +556,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store.create(f"bench-{i}", scope="cards:read", rate=RATE)[0]
                 for i in range(max(CONCURRENCY))
             ]
+            writers = [
+                store.create(f"bench-floor-{i}", rate=RATE)[0] for i in range(max(CONCURRENCY))
+            ]
         finally:
             store.close()
         servers: list[Served] = []
         try:
             with (
                 server_process("floor", tmp) as floor,
+                server_process("floor+auth", tmp, home) as floor_auth,
                 server_process("agentcard", tmp, home) as agentcard,
             ):
-                servers = [floor, agentcard]
+                servers = [floor, floor_auth, agentcard]
                 print("  measuring ...", file=sys.stderr, flush=True)
-                cells = anyio.run(measure, floor, agentcard, (writer, readers), args.tool, args)
+                cells = anyio.run(
+                    measure, floor, floor_auth, agentcard, (writer, readers, writers), args.tool,
+                    args,
+                )  # fmt: skip
         except Exception:
             for served in servers:
                 print(f"{served.name} stderr:\n{''.join(served.stderr)[-3000:]}", file=sys.stderr)
