@@ -29,9 +29,21 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .consent import caller
-from .keys import KEY_PATTERN, ApiKey, KeyStore
+from .keys import KEY_PATTERN, ApiKey, KeyStore, hash_key, keys_command, new_key
 
-__all__ = ["READ_TOOLS", "KeyAuth", "RateLimiter", "SessionBindings"]
+# The keys themselves live in keys.py (one concept per module); they are part of this API too.
+__all__ = [
+    "KEY_PATTERN",
+    "READ_TOOLS",
+    "ApiKey",
+    "KeyAuth",
+    "KeyStore",
+    "RateLimiter",
+    "SessionBindings",
+    "hash_key",
+    "keys_command",
+    "new_key",
+]
 
 # What a cards:read key may call; everything else needs cards:write.
 READ_TOOLS = frozenset({"get_limits", "list_cards", "get_card", "read_ledger"})
