@@ -352,15 +352,15 @@ def _mask_run(run: str, text: str, start: int) -> str | None:
     lo = groups[first[0]][0]
     hi = groups[last[1] - 1][1]
     # One mask over every hit; it shows the last four of the one that ends last (when hits
-    # nest, "6473 9505 0011 1225 1" is both a 16- and a 17-digit PAN: all of it is masked).
+    # nest, 16 digits and the 17 they begin can both be PANs: all of it is masked).
     pan_end = sum(len(g) for _, _, g in groups[: last[1]])
     return run[:lo] + mask_pan(digits[:pan_end]) + run[hi:]
 
 
 def _hits(groups: list[str]) -> Iterator[tuple[int, int]]:
     """(first group, end group) of every PAN made of whole neighbouring groups: a PAN is
-    written in groups ("4242 4242 4242 4242") or in one ("4242424242424242"), and next to it
-    may stand other numbers ("… 4242 123")."""
+    written in groups of four, or of 4-6-5, or in one, and next to it may stand other numbers
+    (a CVC after it, say)."""
     for i in range(len(groups)):
         digits = ""
         for j in range(i, len(groups)):
