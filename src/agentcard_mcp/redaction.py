@@ -13,8 +13,9 @@ What is masked, and how:
 - **PANs** — runs of 13 to 19 digits, optionally grouped with spaces, tabs, dashes, dots,
   underscores or NBSPs, that start with a card brand's prefix, have a length that brand issues,
   and pass Luhn. Fullwidth and other Unicode digits are read through NFKC. JSON integers are
-  checked the same way. A PAN split over a dict's neighbouring string fields (``"4242 4242"``,
-  ``"4242 4242"``) is caught too. Mask: ``•••• 4242`` (the last four, as every issuer shows).
+  checked the same way. A PAN split over a dict's neighbouring string fields (its first eight
+  digits in one, the rest in the next) is caught too. Mask: ``•••• 4242`` (the last four, as
+  every issuer shows).
 - **Card fields by name** — number, pan, card_number, cvc, cvv, cvv2, cvc2, csc,
   security_code, exp, exp_month, exp_year, exp_date, expiry*, expiration* (any case,
   camelCase, dashes): the whole value becomes ``••••`` (``•••• 4242`` if it was a PAN). In free
