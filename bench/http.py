@@ -69,6 +69,7 @@ import uvicorn  # noqa: E402
 from mcp.server import MCPServer  # noqa: E402
 from starlette.types import ASGIApp  # noqa: E402
 
+from bench.machine import load_average, mcp_version, verdict  # noqa: E402
 from bench.process_cpu import cpu_seconds  # noqa: E402
 
 PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
@@ -414,32 +415,14 @@ async def measure(
 # --- output ---------------------------------------------------------------------------------
 
 
-def _load() -> str:
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
-
-
-def _mcp_version() -> str:
-    from importlib.metadata import version
-
-    return version("mcp")
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def print_header(args: argparse.Namespace) -> None:
     print("HTTP benchmark: MCP tool calls over streamable HTTP, agentcard-mcp next to a bare "
           "MCPServer")  # fmt: skip
     print(
-        f"  python {platform.python_version()}, mcp {_mcp_version()}, {os.cpu_count()} CPUs, "
+        f"  python {platform.python_version()}, mcp {mcp_version()}, {os.cpu_count()} CPUs, "
         f"{platform.machine()}"
     )
-    print(f"  at the start: {_load()} (other work on the machine inflates every number)")
+    print(f"  at the start: {load_average()} (other work on the machine inflates every number)")
     print("  servers: uvicorn on 127.0.0.1, each in its own process (the clients run in this "
           "one); stateful sessions, SSE responses")  # fmt: skip
     print(f"  agentcard: create_http_app() on the sandbox issuer, permissive policy; {args.tool} "
@@ -494,7 +477,7 @@ def print_cells(cells: dict[tuple[str, int], Cell]) -> bool:
     ok = ratio >= TARGET
     print(
         f"\ntarget: agentcard calls/s at {TARGET_CLIENTS} clients >= {TARGET:.0%} of the floor's: "
-        f"{card.rate:.0f} / {floor.rate:.0f} = {ratio:.0%}: {_verdict(ok)}"
+        f"{card.rate:.0f} / {floor.rate:.0f} = {ratio:.0%}: {verdict(ok)}"
     )
     print(
         f"the HTTP layer alone (KeyAuth in front of the floor): {auth.rate:.0f} / "
@@ -579,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{served.name} stderr:\n{''.join(served.stderr)[-3000:]}", file=sys.stderr)
             raise
     ok = print_cells(cells)
-    print(f"(measured in {time.perf_counter() - began:.0f} s; at the end: {_load()})")
+    print(f"(measured in {time.perf_counter() - began:.0f} s; at the end: {load_average()})")
     if not ok:
         print("the target was missed")
     return 0

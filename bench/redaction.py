@@ -57,6 +57,7 @@ from mcp.types import CallToolResult, TextContent  # noqa: E402
 
 PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
 
+from bench.machine import load_average, mcp_version, verdict  # noqa: E402
 from bench.process_cpu import cpu_seconds  # noqa: E402
 
 OVERHEAD_TARGET_PCT = 5.0  # per-call boundary cost, % of an in-memory get_card (medians)
@@ -379,24 +380,6 @@ def _quiet_logging() -> None:
     logging.getLogger("agentcard_mcp").setLevel(logging.ERROR)
 
 
-def _load() -> str:
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
-
-
-def _mcp_version() -> str:
-    from importlib.metadata import version
-
-    return version("mcp")
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def _size(n: int) -> str:
     if n >= MB:
         return f"{n / MB:g} MB"
@@ -407,10 +390,10 @@ def print_header(cfg: Config) -> None:
     print("Redaction benchmark: agentcard_mcp.redaction at the tool-result boundary")
     print(
         f"  python {platform.python_version()} ({platform.python_implementation()}), "
-        f"mcp {_mcp_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"mcp {mcp_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
         f"{platform.system()} {platform.release()}"
     )
-    print(f"  at the start: {_load()} (other work on the machine inflates every number)")
+    print(f"  at the start: {load_average()} (other work on the machine inflates every number)")
     print(
         f"  overhead: {cfg.get_card_calls} in-memory get_card calls (Client mode='auto', "
         f"sandbox issuer) in {cfg.rounds} rounds, each followed by {cfg.samples} timeit-style "
@@ -448,7 +431,7 @@ def print_overhead(
     ok = pct < OVERHEAD_TARGET_PCT
     print(
         f"boundary overhead {pct:.2f}% of get_card (target < {OVERHEAD_TARGET_PCT:g}%): "
-        f"{_verdict(ok)}   (get_card: {len(get.latencies_ns)} calls, "
+        f"{verdict(ok)}   (get_card: {len(get.latencies_ns)} calls, "
         f"cpu {get.cpu_us:.0f} us/call)"
     )
     print()
@@ -486,7 +469,7 @@ def print_hostile(rows: Sequence[HostileRow], sizes: Sequence[int]) -> None:
             print(
                 f"{row.pattern.name:<19} {ms} |        {per} | "
                 f"{(f'{ratio:.1f}' if ratio is not None else '-'):>6} "
-                f"{_verdict(row.passed):>9} "
+                f"{verdict(row.passed):>9} "
                 f"{('yes' if row.linear else 'NO') if ratio is not None else '-':>6}"
             )
     print()
@@ -582,8 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         not nonlinear))  # fmt: skip
     print(
         "targets: "
-        + ", ".join(f"{label}: {_verdict(ok)}" for label, ok in results)
-        + f"\n(measured in {time.perf_counter() - began:.0f} s; at the end: {_load()})"
+        + ", ".join(f"{label}: {verdict(ok)}" for label, ok in results)
+        + f"\n(measured in {time.perf_counter() - began:.0f} s; at the end: {load_average()})"
     )
     if slow:
         print(

@@ -68,6 +68,7 @@ from tests.support import (  # noqa: E402
     standalone_server,
 )
 
+from bench.machine import load_average  # noqa: E402
 from bench.process_cpu import cpu_seconds  # noqa: E402
 
 SWIPE = "/v1/_test/swipe"
@@ -393,14 +394,6 @@ def _filesystem(path: Path) -> str:
     return kind
 
 
-def _load() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
 def print_header(tmp: Path, opts: Options) -> None:
     server = (
         "standalone process (`agentcard-mcp sandbox serve`: uvicorn, access log on); the floor "
@@ -415,7 +408,7 @@ def print_header(tmp: Path, opts: Options) -> None:
         f"{os.cpu_count()} CPUs, {platform.machine()}"
     )
     print(f"  database: {tmp} ({_filesystem(tmp)}), WAL, synchronous=FULL")
-    print(f"  {_load()} (other work on the machine inflates every number, the floor too)")
+    print(f"  {load_average()} (other work on the machine inflates every number, the floor too)")
     if "http" in opts.modes:
         print(f"  http server: {server}")
     print(
@@ -855,7 +848,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if "http" in opts.modes:
             rows += await run_http(tmp, opts)
         print_table(rows)
-        print(f"(measured in {time.perf_counter() - began:.1f} s; at the end: {_load()})")
+        print(f"(measured in {time.perf_counter() - began:.1f} s; at the end: {load_average()})")
         if args.profile:
             await profile_inprocess(tmp, n, warmup, args.profile_top)
 

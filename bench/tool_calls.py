@@ -63,6 +63,7 @@ from mcp.types.version import LATEST_HANDSHAKE_VERSION  # noqa: E402
 
 PERMISSIVE_POLICY = REPO / "tests" / "permissive_policy.toml"
 
+from bench.machine import load_average, mcp_version, verdict  # noqa: E402
 from bench.process_cpu import cpu_seconds  # noqa: E402
 
 HERE = Path(__file__).resolve()
@@ -474,28 +475,14 @@ def tools_list_and_cold_start(home: Path, reps: int, errlog: TextIO) -> tuple[To
 # --- output ---------------------------------------------------------------------------------
 
 
-def _load() -> str:
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "load average unknown"
-    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
-
-
-def _mcp_version() -> str:
-    from importlib.metadata import version
-
-    return version("mcp")
-
-
 def print_header(args: argparse.Namespace, n_memory: tuple[int, int], n_stdio: tuple[int, int],
                  reps: int) -> None:  # fmt: skip
     print("MCP tool-call benchmark: agentcard-mcp on the embedded sandbox issuer")
     print(
-        f"  python {platform.python_version()}, mcp {_mcp_version()}, {os.cpu_count()} CPUs, "
+        f"  python {platform.python_version()}, mcp {mcp_version()}, {os.cpu_count()} CPUs, "
         f"{platform.machine()}; client mode={args.mode!r}"
     )
-    print(f"  at the start: {_load()} (other work on the machine inflates every number)")
+    print(f"  at the start: {load_average()} (other work on the machine inflates every number)")
     print(
         f"  in memory: n={n_memory[0]} get_card and noop, n={n_memory[1]} create_card; over "
         f"stdio: n={n_stdio[0]} / {n_stdio[1]}; {ROUNDS} interleaved rounds after warm-up; one "
@@ -508,10 +495,6 @@ def print_header(args: argparse.Namespace, n_memory: tuple[int, int], n_stdio: t
     print(f"  cold start: {reps} spawns of each, alternated; tools/list: legacy initialize "
           f"({LATEST_HANDSHAKE_VERSION}), the raw response line")  # fmt: skip
     print()
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def print_calls(transports: Sequence[Transport]) -> bool:
@@ -533,7 +516,7 @@ def print_calls(transports: Sequence[Transport]) -> bool:
             if t.label == "in-memory" and cell.name == "get_card":
                 ok = x_p50 <= GET_TARGET and x_rate <= GET_TARGET
                 passed = passed and ok
-                target, result = f"<= {GET_TARGET:g}x", _verdict(ok)
+                target, result = f"<= {GET_TARGET:g}x", verdict(ok)
             print(
                 f"{t.label:<9} {cell.name:<11} {cell.count:>5} {cell.rate:>8.0f} "
                 f"{cell.p50:>7.2f} {cell.p99:>7.2f} {cell.cpu_ms:>6.2f} | {f.rate:>7.0f} "
@@ -559,7 +542,7 @@ def print_cold(cold: ColdStart) -> bool:
           f"all {' '.join(f'{s:.3f}' for s in cold.floor)}")  # fmt: skip
     print(
         f"  ratio {cold.ratio:.2f}x (+{(server - floor) * 1e3:.0f} ms), target <= "
-        f"{COLD_TARGET:g}x: {_verdict(ok)}"
+        f"{COLD_TARGET:g}x: {verdict(ok)}"
     )
     print(f"  (first spawn on an empty AGENTCARD_HOME, provisioning the sandbox and listing the "
           f"tools on the way: {cold.first_ever:.3f} s; not counted)")  # fmt: skip
@@ -572,7 +555,7 @@ def print_tools_list(listing: ToolsList) -> bool:
         f"tools/list response on the wire: {listing.wire_bytes} bytes "
         f"({listing.wire_bytes / 1024:.1f} KiB; + 1 newline), {len(listing.tools)} tools, "
         f"target < {TOOLS_LIST_TARGET}: "
-        f"{_verdict(ok)}"
+        f"{verdict(ok)}"
     )
     print("  per tool: " + ", ".join(f"{name} {size}" for name, size in listing.per_tool()))
     print("  by field, all tools: " + ", ".join(f"{k} {v}" for k, v in listing.per_part().items()))
@@ -984,13 +967,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
         print(
             "targets: "
-            + ", ".join(f"{label}: {_verdict(ok)}" for label, ok in results)
-            + f"\n(measured in {time.perf_counter() - began:.0f} s; at the end: {_load()})"
+            + ", ".join(f"{label}: {verdict(ok)}" for label, ok in results)
+            + f"\n(measured in {time.perf_counter() - began:.0f} s; at the end: {load_average()})"
         )
         if args.profile:
             asyncio.run(profile_get_card(tmp, n["memory"][0] // 3, args.profile_top))
             profile_startup(tmp, reps)
-            print(f"\n(profiled; at the end: {_load()})")
+            print(f"\n(profiled; at the end: {load_average()})")
         if not all(ok for _, ok in results) and not args.profile:
             print("a target was missed: run with --profile to see where the time goes")
     return 0
