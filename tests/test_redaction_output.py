@@ -15,6 +15,7 @@ import pytest
 from agentcard_mcp.approvals import ApprovalStore, approvals_command
 from agentcard_mcp.audit import AuditLog, audit_command
 from agentcard_mcp.redaction import RedactingFilter, install_log_redaction
+from tests.server.stdio_session import SCRIPT, clean_env
 
 PAN = "4111111111111111"
 SPACED = "4111 1111 1111 1111"
@@ -136,12 +137,12 @@ def test_a_cli_error_quoting_a_card_is_masked(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(f'max_per_auth_cents = "{SPACED}"\n"note {PAN}" = 1\n')
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("agentcard-mcp")), "policy", "check", str(policy)],
+        [str(SCRIPT), "policy", "check", str(policy)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env=clean_env(HOME=str(tmp_path)),
     )
     assert done.returncode == 2
     assert "unknown key 'note •••• 1111'" in done.stderr

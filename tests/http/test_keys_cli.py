@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from agentcard_mcp.keys import KEY_PATTERN, KeyStore
-
-SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
+from tests.server.stdio_session import SCRIPT, clean_env
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AGENTCARD_")}
     return subprocess.run(
         [str(SCRIPT), *args],
-        env={**env, "AGENTCARD_HOME": str(home)},
+        env=clean_env(AGENTCARD_HOME=str(home)),
         cwd=home.parent,
         capture_output=True,
         text=True,
