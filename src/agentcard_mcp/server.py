@@ -247,7 +247,9 @@ def _redacted_json_text(text: str) -> str:
     except ValueError:
         return redact_text(text)
     clean = redact(data)
-    return redact_text(text) if clean is data else redact_text(json.dumps(clean, indent=2))
+    if clean is data:
+        return redact_text(text)
+    return redact_text(pydantic_core.to_json(clean, indent=2).decode())  # as the SDK writes JSON
 
 
 @asynccontextmanager
