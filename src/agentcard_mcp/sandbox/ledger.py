@@ -1,14 +1,20 @@
-"""Reading the ledger (newest first, cursor-paginated) and the account's usage statistics."""
+"""Reading the ledger (newest first, cursor-paginated) and the account's usage statistics.
+
+The statistics come from the usage counters (``counters``), never from a scan of the ledger:
+``GET /v1/usage`` costs the same however long the history. Their 24-hour, 7-day and 30-day
+windows are whole UTC hours (the current hour plus the 23, 167 or 719 before it); see
+``counters`` for what that means exactly.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from . import counters
 from .accounts import agent_row
 from .cards import card_row
-from .clock import isoformat
 from .errors import invalid
 
 __all__ = ["DEFAULT_PAGE", "MAX_PAGE", "entry_view", "ledger_page", "usage"]
@@ -80,39 +86,5 @@ def usage(conn: sqlite3.Connection, owner_id: str, now: datetime) -> dict[str, A
             "limit": owner["card_limit"],
             "remaining": max(0, owner["card_limit"] - used),
         },
-        "stats": _stats(conn, owner_id, now),
-    }
-
-
-def _stats(conn: sqlite3.Connection, owner_id: str, now: datetime) -> dict[str, Any]:
-    since = {d: isoformat(now - timedelta(days=d)) for d in (1, 7, 30)}
-    row = conn.execute(
-        "SELECT count(*) AS total, "
-        "count(*) FILTER (WHERE decided_at > :d1) AS last_24h, "
-        "count(*) FILTER (WHERE decided_at > :d7) AS last_7d, "
-        "count(*) FILTER (WHERE decided_at > :d30) AS last_30d, "
-        "count(*) FILTER (WHERE decision = 'approve') AS approved, "
-        "coalesce(sum(amount_cents) FILTER (WHERE decision = 'approve'), 0) AS volume, "
-        "coalesce(sum(amount_cents) FILTER (WHERE decision = 'approve' AND decided_at > :d1), 0) "
-        "  AS volume_24h, "
-        "coalesce(sum(amount_cents) FILTER (WHERE decision = 'approve' AND decided_at > :d30), 0) "
-        "  AS volume_30d "
-        "FROM ledger WHERE owner_id = :owner",
-        {"owner": owner_id, "d1": since[1], "d7": since[7], "d30": since[30]},
-    ).fetchone()
-    reasons = conn.execute(
-        "SELECT reason, count(*) FROM ledger WHERE owner_id = ? AND decision = 'decline' "
-        "AND decided_at > ? GROUP BY reason ORDER BY reason",
-        (owner_id, since[1]),
-    ).fetchall()
-    return {
-        "total_auths": row["total"],
-        "auths_last_24h": row["last_24h"],
-        "auths_last_7d": row["last_7d"],
-        "auths_last_30d": row["last_30d"],
-        "total_volume_cents": row["volume"],
-        "volume_last_24h_cents": row["volume_24h"],
-        "volume_last_30d_cents": row["volume_30d"],
-        "approve_rate": round(row["approved"] / row["total"], 4) if row["total"] else None,
-        "decline_reasons_24h": dict(reasons),
+        "stats": counters.stats(conn, owner_id, now),
     }

@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from . import counters
+
 __all__ = ["Store"]
 
 T = TypeVar("T")
@@ -70,6 +72,11 @@ class Store:
         self._fast = _connect(self.path, 0)
         with self._lock:
             self._conn.executescript(_schema())
+            # A database made before the usage counters gets them now, filled from its ledger,
+            # once: the check is repeated under the write lock, so when several processes open
+            # such a file at once exactly one of them fills it.
+            if not counters.installed(self._conn):
+                _run(self._conn, "BEGIN IMMEDIATE", counters.install)
 
     def close(self) -> None:
         self._fast.close()

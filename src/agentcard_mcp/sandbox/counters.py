@@ -1,0 +1,180 @@
+"""Usage counters: the statistics of ``GET /v1/usage``, kept as the ledger grows, so that
+reading them costs the same whether the ledger holds ten rows or ten million.
+
+Three tables, kept by one trigger on the ledger (``ledger_usage``, AFTER INSERT):
+
+    usage_totals    per owner: authorizations, approvals, approved volume (cents), all time
+    usage_hours     per owner and UTC hour that saw an authorization: the same three counts
+    usage_declines  per owner, UTC hour and decline reason: how many declines
+
+Every ledger row adds to them inside the statement that inserts it, so in the same transaction
+as the swipe's decision and spend update, whoever writes it: this process, another process on
+the same file (``sandbox swipe``, a second server), a raw connection. They cannot drift from
+the ledger; ``usage_totals`` is always the sum of ``usage_hours``. The ledger is append-only;
+these tables are ordinary, updatable counters, and nothing but the trigger writes them.
+
+**Windows are hour-granular.** ``*_last_24h`` covers the current UTC hour so far plus the 23
+hours before it (24 hourly buckets); ``*_last_7d`` is 168 buckets and ``*_last_30d`` 720. So a
+window spans between D - 1 h and D of history: an authorization leaves the 24-hour window at
+the top of the hour 23 to 24 hours after it, rather than exactly 24 hours after it. When the
+authorization and "now" both fall exactly on the hour this is the same as the precise
+definition (``decided_at > now - D``); otherwise the window leaves out up to one hour of its
+oldest end, never more. Authorizations stamped after "now" (a clock set back) count, as they
+always did. ``total_auths``, ``total_volume_cents`` and ``approve_rate`` are all-time and exact.
+
+A read is one ``usage_totals`` row, a range of at most 720 ``usage_hours`` rows and at most
+24 x 11 ``usage_declines`` rows (primary-key ranges), whatever the history. Hours older than 30
+days stay (one row per owner per hour with activity, however many authorizations it had) and
+are simply not read.
+
+A database made before these counters existed gets them the first time a ``Store`` opens it
+(``install``): tables, trigger and a fill from the ledger in one ``BEGIN IMMEDIATE``
+transaction, so a swipe by another process lands either before the fill (and is in it) or
+after the trigger exists (and is counted by it) — never missed, never counted twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["TRIGGER", "hour_of", "install", "installed", "stats"]
+
+TRIGGER = "ledger_usage"
+
+# An hour's key is the first 13 characters of the ledger's decided_at, "YYYY-MM-DDTHH" (UTC;
+# clock.isoformat writes every decided_at as "YYYY-MM-DDTHH:MM:SSZ"), so keys sort by time.
+# Volume counts approved amounts only.
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS usage_totals (
+        owner_id      TEXT PRIMARY KEY,
+        auths         INTEGER NOT NULL,
+        approvals     INTEGER NOT NULL,
+        volume_cents  INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS usage_hours (
+        owner_id      TEXT NOT NULL,
+        hour          TEXT NOT NULL,
+        auths         INTEGER NOT NULL,
+        approvals     INTEGER NOT NULL,
+        volume_cents  INTEGER NOT NULL,
+        PRIMARY KEY (owner_id, hour)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS usage_declines (
+        owner_id      TEXT NOT NULL,
+        hour          TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        auths         INTEGER NOT NULL,
+        PRIMARY KEY (owner_id, hour, reason)
+    ) WITHOUT ROWID""",
+)
+
+# The INSERT ... SELECT carries a WHERE, which SQLite needs before ON CONFLICT in that form.
+_TRIGGER_SQL = """CREATE TRIGGER ledger_usage AFTER INSERT ON ledger
+BEGIN
+    INSERT INTO usage_totals (owner_id, auths, approvals, volume_cents)
+    VALUES (NEW.owner_id, 1, NEW.decision = 'approve',
+            CASE WHEN NEW.decision = 'approve' THEN NEW.amount_cents ELSE 0 END)
+    ON CONFLICT (owner_id) DO UPDATE SET
+        auths = auths + 1,
+        approvals = approvals + excluded.approvals,
+        volume_cents = volume_cents + excluded.volume_cents;
+    INSERT INTO usage_hours (owner_id, hour, auths, approvals, volume_cents)
+    VALUES (NEW.owner_id, substr(NEW.decided_at, 1, 13), 1, NEW.decision = 'approve',
+            CASE WHEN NEW.decision = 'approve' THEN NEW.amount_cents ELSE 0 END)
+    ON CONFLICT (owner_id, hour) DO UPDATE SET
+        auths = auths + 1,
+        approvals = approvals + excluded.approvals,
+        volume_cents = volume_cents + excluded.volume_cents;
+    INSERT INTO usage_declines (owner_id, hour, reason, auths)
+    SELECT NEW.owner_id, substr(NEW.decided_at, 1, 13), NEW.reason, 1
+    WHERE NEW.decision = 'decline'
+    ON CONFLICT (owner_id, hour, reason) DO UPDATE SET auths = auths + 1;
+END"""
+
+_FILL = (
+    "DELETE FROM usage_totals",
+    "DELETE FROM usage_hours",
+    "DELETE FROM usage_declines",
+    # One pass over the ledger for the hours; the totals are their sums.
+    "INSERT INTO usage_hours (owner_id, hour, auths, approvals, volume_cents) "
+    "SELECT owner_id, substr(decided_at, 1, 13), count(*), "
+    "count(*) FILTER (WHERE decision = 'approve'), "
+    "coalesce(sum(amount_cents) FILTER (WHERE decision = 'approve'), 0) "
+    "FROM ledger GROUP BY 1, 2",
+    "INSERT INTO usage_totals (owner_id, auths, approvals, volume_cents) "
+    "SELECT owner_id, sum(auths), sum(approvals), sum(volume_cents) "
+    "FROM usage_hours GROUP BY owner_id",
+    # And one over its declines.
+    "INSERT INTO usage_declines (owner_id, hour, reason, auths) "
+    "SELECT owner_id, substr(decided_at, 1, 13), reason, count(*) "
+    "FROM ledger WHERE decision = 'decline' GROUP BY 1, 2, 3",
+)
+
+
+def installed(conn: sqlite3.Connection) -> bool:
+    """Whether the trigger exists, which means the counters are filled and being kept."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (TRIGGER,)
+        ).fetchone()
+        is not None
+    )
+
+
+def install(conn: sqlite3.Connection) -> bool:
+    """Creates the counters and fills them from the ledger, unless they exist already; run it
+    inside ``BEGIN IMMEDIATE``. Returns whether it did the fill. The trigger is what marks
+    them as done: tables without it (left by hand, say) are emptied and filled afresh."""
+    if installed(conn):
+        return False
+    for statement in (*_TABLES, _TRIGGER_SQL, *_FILL):
+        conn.execute(statement)
+    return True
+
+
+def hour_of(moment: datetime) -> str:
+    """The key of the UTC hour ``moment`` falls in, as the trigger writes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _since(now: datetime, days: int) -> str:
+    """The first hour of a ``days``-day window that ends with the current hour."""
+    return hour_of(now - timedelta(days=days, hours=-1))
+
+
+def stats(conn: sqlite3.Connection, owner_id: str, now: datetime) -> dict[str, Any]:
+    """The ``stats`` object of ``GET /v1/usage``, from the counters alone."""
+    h1, h7, h30 = (_since(now, days) for days in (1, 7, 30))
+    totals = conn.execute(
+        "SELECT auths, approvals, volume_cents FROM usage_totals WHERE owner_id = ?", (owner_id,)
+    ).fetchone()
+    total, approved, volume = tuple(totals) if totals is not None else (0, 0, 0)
+    windows = conn.execute(
+        "SELECT coalesce(sum(auths) FILTER (WHERE hour >= :h1), 0), "
+        "coalesce(sum(auths) FILTER (WHERE hour >= :h7), 0), "
+        "coalesce(sum(auths), 0), "
+        "coalesce(sum(volume_cents) FILTER (WHERE hour >= :h1), 0), "
+        "coalesce(sum(volume_cents), 0) "
+        "FROM usage_hours WHERE owner_id = :owner AND hour >= :h30",
+        {"owner": owner_id, "h1": h1, "h7": h7, "h30": h30},
+    ).fetchone()
+    auths_24h, auths_7d, auths_30d, volume_24h, volume_30d = tuple(windows)
+    reasons = conn.execute(
+        "SELECT reason, sum(auths) FROM usage_declines WHERE owner_id = ? AND hour >= ? "
+        "GROUP BY reason ORDER BY reason",
+        (owner_id, h1),
+    ).fetchall()
+    return {
+        "total_auths": total,
+        "auths_last_24h": auths_24h,
+        "auths_last_7d": auths_7d,
+        "auths_last_30d": auths_30d,
+        "total_volume_cents": volume,
+        "volume_last_24h_cents": volume_24h,
+        "volume_last_30d_cents": volume_30d,
+        "approve_rate": round(approved / total, 4) if total else None,
+        "decline_reasons_24h": dict(reasons),
+    }
