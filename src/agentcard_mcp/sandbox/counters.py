@@ -11,7 +11,7 @@ Every ledger row adds to them inside the statement that inserts it, so in the sa
 as the swipe's decision and spend update, whoever writes it: this process, another process on
 the same file (``sandbox swipe``, a second server), a raw connection. They cannot drift from
 the ledger; ``usage_totals`` is always the sum of ``usage_hours``. The ledger is append-only;
-these tables are ordinary, updatable counters, and nothing but the trigger writes them.
+these tables are ordinary, updatable counters, written only by the trigger and the fill below.
 
 **Windows are hour-granular.** ``*_last_24h`` covers the current UTC hour so far plus the 23
 hours before it (24 hourly buckets); ``*_last_7d`` is 168 buckets and ``*_last_30d`` 720. So a
