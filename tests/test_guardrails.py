@@ -25,24 +25,25 @@ from agentcard_mcp.errors import (
 )
 from agentcard_mcp.guardrails import (
     ALLOWED,
-    BUILTIN_SOURCE,
-    OperatorPolicy,
-    PolicyError,
     Verdict,
     check_close,
     check_create,
     check_merchant,
     check_policy_change,
     check_unfreeze,
-    committed_cards,
-    limits_view,
+)
+from agentcard_mcp.models import Card, CardStatus
+from agentcard_mcp.policy import (
+    BUILTIN_SOURCE,
+    OperatorPolicy,
+    PolicyError,
     load_policy,
     policy_command,
     read_policy,
     render,
     usd,
 )
-from agentcard_mcp.models import Card, CardStatus
+from agentcard_mcp.storage.base import DayTotals
 
 DEFAULTS = OperatorPolicy()
 STATUSES: tuple[CardStatus, ...] = ("active", "pending", "frozen", "closed")
@@ -55,6 +56,7 @@ def card(
     daily: int = 1000,
     per_auth: int | None = None,
     mcc: Sequence[str] = (),
+    spent: int = 0,
 ) -> Card:
     return Card(
         id=id,
@@ -66,7 +68,7 @@ def card(
         daily_limit_cents=daily,
         per_auth_max_cents=daily if per_auth is None else per_auth,
         mcc_allowlist=list(mcc),
-        current_daily_spend_cents=0,
+        current_daily_spend_cents=spent,
         single_use=False,
         expires_at=None,
         created_at=None,
@@ -295,12 +297,29 @@ def test_render_is_the_toml_of_the_policy(policy: OperatorPolicy) -> None:
     assert OperatorPolicy.model_validate(tomllib.loads(render(policy, "x"))) == policy
 
 
+def committed_cards(cards: Sequence[Card]) -> list[Card]:
+    return [c for c in cards if c.status in ("active", "pending")]
+
+
+def day_of(cards: Sequence[Card], exclude: str | None = None) -> DayTotals:
+    """The day's figures of ``cards`` but ``exclude``, by DESIGN §5's rule, written out here
+    apart from the store's SQL: active and pending cards commit the larger of their limit and
+    their spend, frozen and closed ones their spend."""
+    counted = [c for c in cards if c.id != exclude]
+    active = committed_cards(counted)
+    commits = sum(max(c.daily_limit_cents, c.current_daily_spend_cents) for c in active) + sum(
+        c.current_daily_spend_cents for c in counted if c not in active
+    )
+    spent = sum(c.current_daily_spend_cents for c in counted)
+    return DayTotals("2026-05-11", commits, len(active), spent)
+
+
 # --- create -----------------------------------------------------------------------------------
 
 
 def create(policy: OperatorPolicy = DEFAULTS, **request: Any) -> Verdict:
     request.setdefault("daily_limit_cents", 1000)
-    request.setdefault("active_cards", [])
+    request["others"] = day_of(request.pop("active_cards", []))
     return check_create(policy, **request)
 
 
@@ -402,7 +421,7 @@ def test_a_refusal_beats_an_approval() -> None:
 
 
 def change(current: Card, policy: OperatorPolicy = DEFAULTS, **request: Any) -> Verdict:
-    request.setdefault("active_cards", [current])
+    request["others"] = day_of(request.pop("active_cards", [current]), exclude=current.id)
     return check_policy_change(policy, current, **request)
 
 
@@ -472,27 +491,60 @@ def test_any_list_narrows_a_card_that_allowed_any_merchant() -> None:
 # --- unfreeze, close, merchants ---------------------------------------------------------------
 
 
+def unfreeze(policy: OperatorPolicy, current: Card, cards: Sequence[Card]) -> Verdict:
+    return check_unfreeze(policy, current, day_of(cards, exclude=current.id))
+
+
 def test_unfreeze_gates() -> None:
     frozen = card("me", status="frozen")
-    assert check_unfreeze(OperatorPolicy(unfreeze="allow"), frozen, []) == ALLOWED
-    verdict = check_unfreeze(DEFAULTS, frozen, [])
+    assert unfreeze(OperatorPolicy(unfreeze="allow"), frozen, []) == ALLOWED
+    verdict = unfreeze(DEFAULTS, frozen, [])
     assert verdict.needs_approval
     assert verdict.reasons == ("the operator approves every unfreeze (card me)",)
     with pytest.raises(GuardrailExceeded, match='disabled unfreezing \\(unfreeze = "deny"\\)'):
-        check_unfreeze(OperatorPolicy(unfreeze="deny"), frozen, [])
+        unfreeze(OperatorPolicy(unfreeze="deny"), frozen, [])
 
 
 def test_unfreeze_must_fit_the_count_and_the_total() -> None:
     policy = OperatorPolicy(unfreeze="allow", max_active_cards=2)
     frozen = card("me", status="frozen", daily=5000)
     fits = [frozen, card("a", daily=15000)]
-    assert check_unfreeze(policy, frozen, fits) == ALLOWED
+    assert unfreeze(policy, frozen, fits) == ALLOWED
     with pytest.raises(GuardrailExceeded, match="max_total_daily_cents"):
-        check_unfreeze(policy, frozen, [frozen, card("a", daily=15001)])
+        unfreeze(policy, frozen, [frozen, card("a", daily=15001)])
     with pytest.raises(GuardrailExceeded, match="cannot unfreeze card me: 2 card"):
-        check_unfreeze(policy, frozen, [card("a"), card("b")])
+        unfreeze(policy, frozen, [card("a"), card("b")])
     # An active card "unfrozen" again is counted once, not twice.
-    assert check_unfreeze(policy, card("me"), [card("me"), card("a")]) == ALLOWED
+    assert unfreeze(policy, card("me"), [card("me"), card("a")]) == ALLOWED
+
+
+def test_frozen_cards_count_what_they_spent_today() -> None:
+    policy = OperatorPolicy(unfreeze="allow")
+    spent = [card("a", status="frozen", daily=10000, spent=9000),
+             card("b", status="closed", daily=10000, spent=6000)]  # fmt: skip
+    create(policy, daily_limit_cents=5000, per_auth_max_cents=100, active_cards=spent)
+    with pytest.raises(GuardrailExceeded, match="day's budget max_total_daily_cents"):
+        create(policy, daily_limit_cents=5001, per_auth_max_cents=100, active_cards=spent)
+    # An active card that spent more than its (since lowered) limit commits its spend.
+    over = card("c", daily=1000, spent=14000)
+    with pytest.raises(GuardrailExceeded, match=r"other cards commit \$140\.00"):
+        create(policy, daily_limit_cents=6001, per_auth_max_cents=100, active_cards=[over])
+
+
+@pytest.mark.parametrize(
+    ("wide", "what"),
+    [
+        (card("me", status="frozen", daily=10001), "max_card_daily_limit_cents"),
+        (card("me", status="frozen", daily=5000, per_auth=5001), "max_per_auth_cents"),
+        (card("me", status="frozen", daily=100, mcc=["travel", "saas"]), "allowed_categories"),
+        (card("me", status="frozen", daily=100), "allowed_categories"),  # any category
+    ],
+)
+def test_unfreeze_refuses_a_card_wider_than_the_policy(wide: Card, what: str) -> None:
+    policy = OperatorPolicy(unfreeze="allow", allowed_categories=("travel",))
+    with pytest.raises(GuardrailExceeded, match=f"{what}.*stays frozen.*set_policy"):
+        unfreeze(policy, wide, [wide])
+    assert unfreeze(policy, card("me", status="frozen", daily=100, mcc=["travel"]), []) == ALLOWED
 
 
 def test_close_gates() -> None:
@@ -510,17 +562,6 @@ def test_blocked_merchants_ignore_case_and_spacing() -> None:
     for spelling in ("evil corp", " EVIL\tCORP ", "Evil Corp"):
         with pytest.raises(MerchantBlocked, match="blocked by the operator"):
             check_merchant(policy, spelling)
-
-
-def test_limits_view() -> None:
-    cards = [card("a", daily=15000), card("b", daily=9000), card("f", status="frozen")]
-    view = limits_view(DEFAULTS, cards)
-    assert view["committed_daily_cents"] == 24000
-    assert view["remaining_daily_cents"] == 0  # floored: the operator lowered the total
-    assert view["active_cards"] == 2
-    assert view["max_active_cards"] == 5
-    assert view["max_total_daily_cents"] == 20000
-    assert limits_view(DEFAULTS, [card(daily=1500)])["remaining_daily_cents"] == 18500
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -586,7 +627,7 @@ def test_create_allows_exactly_what_fits(
             per_auth_max_cents=per_auth,
             mcc_allowlist=mcc,
             ttl_minutes=ttl,
-            active_cards=cards,
+            others=day_of(cards),
         )
     except (GuardrailExceeded, CategoryNotAllowed):
         assert not fits
@@ -640,7 +681,7 @@ def test_a_change_never_loosens_past_a_ceiling(
             daily_limit_cents=daily,
             per_auth_max_cents=per_auth,
             mcc_allowlist=mcc,
-            active_cards=cards,
+            others=day_of(cards, exclude=current.id),
         )
     except (GuardrailExceeded, CategoryNotAllowed):
         assert not fits

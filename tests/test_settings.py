@@ -272,7 +272,8 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         "issuer": "agentcard",
         "mode": "live",
         "active_cards": 1,
-        "committed_daily_cents": 50_000,
+        # The active card its daily limit, the frozen one what it spent today (DESIGN §5).
+        "committed_daily_cents": 53_000,
         "spent_today_cents": 15_000,
         "issuer_card_limit": 25,
         "issuer_cards_remaining": 23,

@@ -236,7 +236,7 @@ def _operator_command(args: argparse.Namespace) -> int:
         _fail("agentcard-mcp", exc)
         return 2
     if args.command == "policy":
-        from .guardrails import policy_command
+        from .policy import policy_command
 
         return policy_command(
             args.action, args.file, settings.home, settings.policy_file, sys.stdout, sys.stderr

@@ -26,9 +26,10 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__, consent, guardrails
+from . import __version__, consent, policy
 from .approvals import ApprovalStore
 from .audit import AuditLog
+from .budget import Budget
 from .categories import TAGS
 from .consent import ApprovalForm, caller
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
@@ -49,6 +50,7 @@ from .redaction import clean_json_text, install_log_redaction, redact, redact_te
 from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
+from .storage import open_storage
 
 __all__ = ["CardServer", "create_server"]
 
@@ -280,14 +282,21 @@ def create_server(
     install_log_redaction()
     # A bad policy file stops the server here, before anything is served (PolicyError names
     # the file and the key).
-    policy = guardrails.load_policy(settings.policy_file, settings.home).policy
+    operator_policy = policy.load_policy(settings.policy_file, settings.home).policy
+    settings.database_url_text()  # a malformed database URL stops the server here too
     home = settings.ensure_home()
-    service = CardService(policy, ApprovalStore(home))
+    service = CardService(operator_policy, ApprovalStore(home))
 
     @asynccontextmanager
     async def issuer_scope() -> AsyncIterator[None]:
-        async with open_issuer(settings, issuer_transport) as issuer:
-            service.bind(issuer)
+        async with (
+            open_storage(settings) as storage,
+            open_issuer(settings, issuer_transport) as issuer,
+        ):
+            budget = Budget(storage.budget)
+            # The budget learns every card the issuer has, and settles what a crash left.
+            await budget.sync(issuer)
+            service.bind(issuer, budget)
             try:
                 await service.push_operator_settings()
                 yield

@@ -9,19 +9,21 @@ write, the card's policy is read back from the issuer and must be what was asked
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from mcp.server.elicitation import ElicitationResult
 
 from . import categories, consent, guardrails
 from .approvals import ApprovalStore
+from .budget import Budget, Landing
 from .consent import ApprovalForm
 from .errors import AgentCardError, InvalidParams, IssuerRejected, NotSupported, TestModeOnly
-from .guardrails import OperatorPolicy, Verdict
+from .guardrails import Verdict
 from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
 from .models import Authorization, Card, CardList, CardStatus, LedgerPage, Limits, Policy
+from .policy import OperatorPolicy
+from .storage.base import ACTIVE_STATUSES, CardRecord, DayTotals, Hold
 
 __all__ = ["Answer", "CardService"]
 
@@ -34,14 +36,23 @@ class CardService:
         self.policy = policy
         self.approvals = approvals
         self._issuer: Issuer | None = None
+        self._budget: Budget | None = None
 
     @property
     def bound(self) -> bool:
         return self._issuer is not None
 
-    def bind(self, issuer: Issuer | None) -> None:
-        """Attach the issuer for the server's lifetime (the lifespan owns its HTTP client)."""
+    def bind(self, issuer: Issuer | None, budget: Budget | None = None) -> None:
+        """Attach the issuer and the budget for the server's lifetime (the lifespan owns the
+        issuer's HTTP client and the store's connections)."""
         self._issuer = issuer
+        self._budget = budget
+
+    @property
+    def budget(self) -> Budget:
+        if self._budget is None:
+            raise RuntimeError("CardService used outside the server's lifespan")
+        return self._budget
 
     @property
     def issuer(self) -> Issuer:
@@ -61,8 +72,12 @@ class CardService:
         if Capability.MERCHANT_BLOCKLIST in self.issuer.capabilities:
             await self.issuer.set_merchant_blocklist(list(self.policy.blocked_merchants))
 
-    async def _active_cards(self) -> list[Card]:
-        return [card for card in await self.issuer.list_cards() if card.status == "active"]
+    async def _others(self, card: Card | None = None) -> DayTotals:
+        """The day's figures of every card but ``card`` (which is adopted if new to the budget)."""
+        if card is None:
+            return await self.budget.totals()
+        await self.budget.observe(card)
+        return await self.budget.totals(exclude=card.id)
 
     # --- reviews: validation, then the operator's guardrails (also run by the approval
     # resolvers, before the tool body, to decide whether to ask the human) -------------------
@@ -87,7 +102,7 @@ class CardService:
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=tags,
             ttl_minutes=ttl_minutes,
-            active_cards=await self._active_cards(),
+            others=await self._others(),
         )
         if ttl_minutes is not None:
             self._require(Capability.TTL, "ttl_minutes (card expiry)")
@@ -119,7 +134,7 @@ class CardService:
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=tags,
-            active_cards=await self._active_cards(),
+            others=await self._others(card),
         )
         return verdict, card
 
@@ -128,7 +143,7 @@ class CardService:
         card = await self.issuer.get_card(card_id)
         if card.status != "frozen":
             return Verdict(needs_approval=False, reasons=()), card
-        return guardrails.check_unfreeze(self.policy, card, await self._active_cards()), card
+        return guardrails.check_unfreeze(self.policy, card, await self._others(card)), card
 
     async def review_close(self, card_id: str) -> tuple[Verdict, Card]:
         self._require(Capability.CLOSE, "close_card")
@@ -164,7 +179,6 @@ class CardService:
             ttl_minutes=ttl_minutes,
             single_use=single_use,
         )
-        consent.settle(self.approvals, "create_card", arguments, verdict, answer)
         spec = CardSpec(
             agent_id=agent_id or await self.issuer.default_agent_id(),
             purpose=purpose,
@@ -172,21 +186,39 @@ class CardService:
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=categories.normalize(mcc_allowlist or []),
         )
-        card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
-        if (note := consent.audit_note.get()) is not None:
-            note.card_id = card.id  # recorded even if the read-back below refuses the card
-        expected = Policy(
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents or daily_limit_cents,
-            mcc_allowlist=spec.mcc_allowlist,
-        )
-        return await self._read_back(card.id, expected)
 
-    async def _read_back(self, card_id: str, expected: Policy) -> Card:
+        def check(others: DayTotals, _: CardRecord | None) -> None:
+            guardrails.check_create(
+                self.policy,
+                daily_limit_cents=daily_limit_cents,
+                per_auth_max_cents=per_auth_max_cents,
+                mcc_allowlist=spec.mcc_allowlist,
+                ttl_minutes=ttl_minutes,
+                others=others,
+            )
+
+        hold = Hold(card_id=None, commits_cents=daily_limit_cents, active=True)
+        async with self.budget.hold(hold, self.issuer, check) as landing:
+            # Approval after the reservation: one that the ceilings then refuse is not burnt.
+            consent.settle(self.approvals, "create_card", arguments, verdict, answer)
+            card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
+            landing.card = card
+            if (note := consent.audit_note.get()) is not None:
+                note.card_id = card.id  # recorded even if the read-back below refuses the card
+            expected = Policy(
+                daily_limit_cents=daily_limit_cents,
+                per_auth_max_cents=per_auth_max_cents or daily_limit_cents,
+                mcc_allowlist=spec.mcc_allowlist,
+            )
+            return await self._read_back(card.id, expected, landing)
+
+    async def _read_back(self, card_id: str, expected: Policy, landing: Landing) -> Card:
         """The card as the issuer now reports it, which must carry exactly the policy asked
         for: an issuer that silently dropped a limit or a category would leave the agent with
-        a wider card than the operator allowed. On a mismatch the card is frozen."""
+        a wider card than the operator allowed. On a mismatch the card is frozen. What the
+        issuer reports is what the budget records (``landing``)."""
         card = await self.issuer.get_card(card_id)
+        landing.card = card
         actual = Policy(
             daily_limit_cents=card.daily_limit_cents,
             per_auth_max_cents=card.per_auth_max_cents,
@@ -196,7 +228,7 @@ class CardService:
             return card
         frozen = "it has been frozen"
         try:
-            await self.issuer.freeze(card_id)
+            landing.card = await self.issuer.freeze(card_id)
         except AgentCardError as exc:
             frozen = f"freezing it failed too ({exc.code}); freeze it in the issuer's dashboard"
         raise IssuerRejected(
@@ -207,25 +239,42 @@ class CardService:
     async def list_cards(self, status: CardStatus | None = None) -> CardList:
         self._require(Capability.LIST_CARDS, "list_cards")
         cards = await self.issuer.list_cards()
+        await self.budget.observe(*cards)
         return CardList(cards=[c for c in cards if status is None or c.status == status])
 
     async def get_card(self, card_id: str) -> Card:
-        return await self.issuer.get_card(card_id)
+        card = await self.issuer.get_card(card_id)
+        await self.budget.observe(card)
+        return card
 
     async def freeze_card(self, card_id: str) -> Card:
-        # Freezing only ever narrows what a card can do: never gated.
+        # Freezing only ever narrows what a card can do: never gated, only kept in order with
+        # other writes to the card; the card then commits only what it spent today.
         self._require(Capability.FREEZE, "freeze_card")
-        return await self.issuer.freeze(card_id)
+        hold = Hold(card_id=card_id, commits_cents=0, active=False)
+        async with self.budget.hold(hold, self.issuer) as landing:
+            landing.card = await self.issuer.freeze(card_id)
+            return landing.card
 
     async def unfreeze_card(
         self, card_id: str, *, approval_id: str | None = None, answer: Answer = None
     ) -> Card:
         verdict, card = await self.review_unfreeze(card_id)
         arguments = {"card_id": card_id, "approval_id": approval_id}
-        consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
         if card.status != "frozen":
+            consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
             return card
-        return await self.issuer.unfreeze(card_id)
+
+        def check(others: DayTotals, _: CardRecord | None) -> None:
+            guardrails.check_unfreeze(self.policy, card, others)
+
+        commits = guardrails.card_commits("active", card.daily_limit_cents,
+                                          card.current_daily_spend_cents)  # fmt: skip
+        hold = Hold(card_id=card_id, commits_cents=commits, active=True)
+        async with self.budget.hold(hold, self.issuer, check) as landing:
+            consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
+            landing.card = await self.issuer.unfreeze(card_id)
+            return landing.card
 
     async def set_policy(
         self,
@@ -248,29 +297,48 @@ class CardService:
             "per_auth_max_cents": per_auth_max_cents, "mcc_allowlist": mcc_allowlist,
             "approval_id": approval_id,
         }  # fmt: skip
-        consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
         change = PolicyChange(
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=None if mcc_allowlist is None else categories.normalize(mcc_allowlist),
         )
-        await self.issuer.set_policy(card_id, change)
-        expected = Policy(
-            daily_limit_cents=daily_limit_cents or card.daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents or card.per_auth_max_cents,
-            mcc_allowlist=card.mcc_allowlist
-            if change.mcc_allowlist is None
-            else change.mcc_allowlist,
+
+        def check(others: DayTotals, _: CardRecord | None) -> None:
+            guardrails.check_policy_change(
+                self.policy,
+                card,
+                daily_limit_cents=daily_limit_cents,
+                per_auth_max_cents=per_auth_max_cents,
+                mcc_allowlist=change.mcc_allowlist,
+                others=others,
+            )
+
+        commits = guardrails.card_commits(
+            card.status, daily_limit_cents or card.daily_limit_cents, card.current_daily_spend_cents
         )
-        return await self._read_back(card_id, expected)
+        hold = Hold(card_id=card_id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
+        async with self.budget.hold(hold, self.issuer, check) as landing:
+            consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
+            landing.card = await self.issuer.set_policy(card_id, change)
+            expected = Policy(
+                daily_limit_cents=daily_limit_cents or card.daily_limit_cents,
+                per_auth_max_cents=per_auth_max_cents or card.per_auth_max_cents,
+                mcc_allowlist=card.mcc_allowlist
+                if change.mcc_allowlist is None
+                else change.mcc_allowlist,
+            )
+            return await self._read_back(card_id, expected, landing)
 
     async def close_card(
         self, card_id: str, *, approval_id: str | None = None, answer: Answer = None
     ) -> Card:
         verdict, _ = await self.review_close(card_id)
         arguments = {"card_id": card_id, "approval_id": approval_id}
-        consent.settle(self.approvals, "close_card", arguments, verdict, answer)
-        return await self.issuer.close(card_id)
+        hold = Hold(card_id=card_id, commits_cents=0, active=False)
+        async with self.budget.hold(hold, self.issuer) as landing:
+            consent.settle(self.approvals, "close_card", arguments, verdict, answer)
+            landing.card = await self.issuer.close(card_id)
+            return landing.card
 
     async def read_ledger(
         self,
@@ -298,28 +366,34 @@ class CardService:
         self._require(Capability.SIMULATE, "simulate_purchase")
         tag = categories.normalize([mcc], field="mcc")[0]
         guardrails.check_merchant(self.policy, merchant)
-        return await self.issuer.simulate(card_id, amount_cents, merchant, tag)
+        authorization = await self.issuer.simulate(card_id, amount_cents, merchant, tag)
+        await self.budget.store.spent(
+            card_id, authorization.current_daily_spend_cents, self.budget.today()
+        )
+        return authorization
 
     async def get_limits(self) -> Limits:
-        cards = await self.issuer.list_cards()
-        active = [c for c in cards if c.status == "active"]
+        """The day's budget from the store (no listing of cards: the cost does not grow with
+        them), the ceilings, pending approvals, and what the issuer reports of itself."""
+        await self.budget.reconcile(self.issuer)
+        day = await self.budget.totals()
         usage: dict[str, Any] = {}
         if Capability.USAGE in self.issuer.capabilities:
             usage = (await self.issuer.usage()).get("cards", {})
-        view = guardrails.limits_view(self.policy, active)
         return Limits(
             issuer=self.issuer.name,
             mode=self.issuer.mode,
-            day=datetime.now(UTC).date().isoformat(),
-            active_cards=len(active),
+            day=day.day,
+            active_cards=day.active_cards,
             max_active_cards=self.policy.max_active_cards,
-            committed_daily_cents=view["committed_daily_cents"],
-            remaining_daily_cents=view["remaining_daily_cents"],
+            committed_daily_cents=day.committed_cents,
+            # Floored: after the operator lowers the budget, "negative room" means just "none".
+            remaining_daily_cents=max(self.policy.max_total_daily_cents - day.committed_cents, 0),
             max_total_daily_cents=self.policy.max_total_daily_cents,
             max_card_daily_limit_cents=self.policy.max_card_daily_limit_cents,
             max_per_auth_cents=self.policy.max_per_auth_cents,
             require_approval_above_cents=self.policy.require_approval_above_cents,
-            spent_today_cents=sum(c.current_daily_spend_cents for c in cards),
+            spent_today_cents=day.spent_cents,
             pending_approvals=[f"{a.id}: {a.summary}" for a in self.approvals.pending()],
             issuer_card_limit=usage.get("limit"),
             issuer_cards_remaining=usage.get("remaining"),

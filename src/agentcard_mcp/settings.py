@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         description="Where the sandbox database, its key file and other state live.",
     )
     live: bool = Field(default=False, description="Allow live (real-money) issuer keys.")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL for the server's own state (postgresql://…), shared by "
+        "replicas; default: SQLite files in the home.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."
     )
@@ -49,6 +54,18 @@ class Settings(BaseSettings):
     @property
     def sandbox_db(self) -> Path:
         return self.home / "sandbox.db"
+
+    def database_url_text(self) -> str | None:
+        """The PostgreSQL URL, or None for the SQLite default. Another scheme is refused."""
+        if self.database_url is None or not self.database_url.get_secret_value().strip():
+            return None
+        url = self.database_url.get_secret_value().strip()
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise InvalidParams(
+                "AGENTCARD_DATABASE_URL must be a postgresql:// URL (or unset for SQLite files "
+                "in the home)."
+            )
+        return url
 
     def is_live_key(self) -> bool:
         key = self.api_key.get_secret_value() if self.api_key else ""

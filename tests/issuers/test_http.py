@@ -612,4 +612,5 @@ async def test_server_wrong_key_is_issuer_auth_failed(remote: Remote, tmp_path: 
     assert result.is_error
     assert text(result).startswith("issuer_auth_failed:")
     assert wrong not in text(result)
-    assert len(remote.transport.sent) == 1  # a 401 is not retried
+    # One at start (the budget's sync with the issuer), one for the tool: a 401 is not retried.
+    assert [r.url.path for r in remote.transport.sent] == ["/v1/cards", "/v1/cards"]

@@ -156,7 +156,8 @@ def check_session(steps: list[Step], issuer: str) -> None:
     assert limits["issuer"] == issuer
     assert limits["mode"] == "test"
     assert limits["active_cards"] == 0
-    assert limits["committed_daily_cents"] == 0
+    # The frozen card still commits what it spent today (DESIGN §5: the day's commitment).
+    assert limits["committed_daily_cents"] == 1500
     assert limits["spent_today_cents"] == 1500
     assert (limits["issuer_card_limit"], limits["issuer_cards_remaining"]) == (25, 24)
 

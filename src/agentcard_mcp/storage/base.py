@@ -1,0 +1,135 @@
+"""The server's own state, as async interfaces (DESIGN §12). Backends: ``sqlite`` (default,
+files in the home) and ``postgres`` (``AGENTCARD_DATABASE_URL``, shared by replicas).
+
+Budget vocabulary (DESIGN §5):
+
+- A **card record** is what the budget knows of one card: its status, daily limit and the spend
+  last seen on it, for the UTC day it was seen.
+- A card **commits** for the day: an active (or pending) card the larger of its daily limit and
+  today's spend; a frozen or closed card today's spend.
+- A **reservation** holds a write that is in flight at the issuer: what the card will commit and
+  whether it will count as active once the write lands. It counts (the larger of it and the
+  card's record) until it is settled: confirmed with the card as the issuer then reported it,
+  or released. One card has at most one reservation at a time, so writes to one card are
+  serialized across processes and replicas.
+- A reservation whose owner died or whose outcome is unknown is **stale** once ``settle_after``
+  has passed (or, on the owner's host, once its process is gone); it keeps counting until the
+  budget reconciles it against the issuer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..models import CardStatus
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "BudgetStore",
+    "CardRecord",
+    "DayTotals",
+    "Hold",
+    "Reservation",
+]
+
+# Cards whose daily limit is (or will be, without another tool call) spendable. A pending card
+# becomes active on its own at the issuer, so it already counts.
+ACTIVE_STATUSES: frozenset[str] = frozenset({"active", "pending"})
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    card_id: str
+    status: CardStatus
+    daily_limit_cents: int
+    spent_cents: int
+    spent_day: str  # the UTC day (ISO date) spent_cents belongs to
+
+    def commits(self, day: str) -> int:
+        spent = self.spent_cents if self.spent_day == day else 0
+        if self.status in ACTIVE_STATUSES:
+            return max(self.daily_limit_cents, spent)
+        return spent
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    """One UTC day's figures over the cards and reservations counted."""
+
+    day: str
+    committed_cents: int
+    active_cards: int
+    spent_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A write about to be made: to ``card_id`` (None: a new card), after which the card
+    commits ``commits_cents`` and counts as active when ``active``."""
+
+    card_id: str | None
+    commits_cents: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    card_id: str | None
+    commits_cents: int
+    active: bool
+    owner: str
+    settle_after: datetime
+
+
+# The ceiling check run inside the reservation's transaction: the totals of every other card
+# and reservation, and the card's own record (None for a new card). Raises to refuse.
+Check = Callable[[DayTotals, CardRecord | None], None]
+
+
+class BudgetStore(Protocol):
+    """The day's commitments of one issuer account, shared by every process and replica."""
+
+    async def totals(self, day: str, *, exclude: str | None = None) -> DayTotals:
+        """The day's figures over all cards and open reservations (without card ``exclude``)."""
+        ...
+
+    async def record(self, card_id: str) -> CardRecord | None: ...
+
+    async def reserve(
+        self, hold: Hold, check: Check, *, day: str, owner: str, now: datetime, lease_s: float
+    ) -> Reservation | None:
+        """In one transaction: the totals without the card, ``check``, then the reservation.
+        None (nothing written) while the card already has a reservation in flight."""
+        ...
+
+    async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
+        """In one transaction: the card's record replaced by ``card`` (when given) and the
+        reservation removed. ``settle(id, None)`` releases it."""
+        ...
+
+    async def disown(self, reservation_id: str, settle_after: datetime) -> None:
+        """The outcome is unknown: the reservation stays, counted, until it is reconciled."""
+        ...
+
+    async def observe(self, cards: Sequence[CardRecord]) -> None:
+        """What the issuer reported of these cards, outside any write of ours: unknown cards are
+        adopted whole; of a known card only its spend is taken, when it is higher for the same
+        day or of a newer day (a snapshot read before a concurrent write landed must not undo
+        that write's status or limit)."""
+        ...
+
+    async def spent(self, card_id: str, cents: int, day: str) -> None:
+        """A known card's spend as an authorization reported it (same rule as ``observe``)."""
+        ...
+
+    async def reservations(self) -> list[Reservation]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,230 @@
+"""The budget's card records and reservations in ``<home>/budget.db`` (see storage.base)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..base import CardRecord, Check, DayTotals, Hold, Reservation
+from .db import SqliteDB
+
+__all__ = ["SqliteBudget"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS budget_cards (
+    account           TEXT NOT NULL,
+    card_id           TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    daily_limit_cents INTEGER NOT NULL,
+    spent_cents       INTEGER NOT NULL,
+    spent_day         TEXT NOT NULL,
+    PRIMARY KEY (account, card_id)
+);
+CREATE INDEX IF NOT EXISTS budget_cards_status ON budget_cards (account, status);
+CREATE INDEX IF NOT EXISTS budget_cards_spent_day ON budget_cards (account, spent_day);
+CREATE TABLE IF NOT EXISTS budget_reservations (
+    id            TEXT PRIMARY KEY,
+    account       TEXT NOT NULL,
+    card_id       TEXT,
+    commits_cents INTEGER NOT NULL,
+    active        INTEGER NOT NULL,
+    owner         TEXT NOT NULL,
+    settle_after  TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS budget_reservations_card
+    ON budget_reservations (account, card_id) WHERE card_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS budget_reservations_account ON budget_reservations (account);
+"""
+
+# Cards that can count today: active ones, ones that spent today, and ones being written to.
+# Each branch is an index lookup, so closed cards of earlier days cost nothing.
+_TOTALS = """
+WITH held AS (
+    SELECT card_id, commits_cents AS commits, active
+    FROM budget_reservations WHERE account = :account AND card_id IS NOT NULL
+),
+counted AS (
+    SELECT * FROM budget_cards WHERE account = :account AND status IN ('active', 'pending')
+    UNION
+    SELECT * FROM budget_cards WHERE account = :account AND spent_day = :day
+    UNION
+    SELECT c.* FROM budget_cards c JOIN held h ON h.card_id = c.card_id
+    WHERE c.account = :account
+),
+per_card AS (
+    SELECT
+        c.card_id,
+        MAX(
+            CASE WHEN c.status IN ('active', 'pending')
+                 THEN MAX(c.daily_limit_cents,
+                          CASE WHEN c.spent_day = :day THEN c.spent_cents ELSE 0 END)
+                 ELSE CASE WHEN c.spent_day = :day THEN c.spent_cents ELSE 0 END
+            END,
+            COALESCE(h.commits, 0)
+        ) AS commits,
+        MAX(c.status IN ('active', 'pending'), COALESCE(h.active, 0)) AS active,
+        CASE WHEN c.spent_day = :day THEN c.spent_cents ELSE 0 END AS spent
+    FROM counted c LEFT JOIN held h ON h.card_id = c.card_id
+    WHERE c.card_id IS NOT :exclude
+)
+SELECT
+    (SELECT COALESCE(SUM(commits), 0) FROM per_card)
+      + (SELECT COALESCE(SUM(commits_cents), 0) FROM budget_reservations
+         WHERE account = :account AND card_id IS NULL) AS committed,
+    (SELECT COALESCE(SUM(active), 0) FROM per_card)
+      + (SELECT COALESCE(SUM(active), 0) FROM budget_reservations
+         WHERE account = :account AND card_id IS NULL) AS active,
+    (SELECT COALESCE(SUM(spent), 0) FROM per_card) AS spent
+"""
+
+_UPSERT = """
+INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (account, card_id) DO UPDATE SET
+    status = excluded.status,
+    daily_limit_cents = excluded.daily_limit_cents,
+    spent_cents = excluded.spent_cents,
+    spent_day = excluded.spent_day
+"""
+
+# Of a known card only a higher spend of the same day, or any spend of a later day.
+_OBSERVE = """
+INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (account, card_id) DO UPDATE SET
+    spent_cents = excluded.spent_cents,
+    spent_day = excluded.spent_day
+WHERE excluded.spent_day > budget_cards.spent_day
+   OR (excluded.spent_day = budget_cards.spent_day
+       AND excluded.spent_cents > budget_cards.spent_cents)
+"""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def new_reservation_id() -> str:
+    return "rsv_" + secrets.token_hex(12)
+
+
+def _totals(conn: sqlite3.Connection, account: str, day: str, exclude: str | None) -> DayTotals:
+    row = conn.execute(_TOTALS, {"account": account, "day": day, "exclude": exclude}).fetchone()
+    return DayTotals(day, int(row["committed"]), int(row["active"]), int(row["spent"]))
+
+
+def _record(conn: sqlite3.Connection, account: str, card_id: str) -> CardRecord | None:
+    row = conn.execute(
+        "SELECT * FROM budget_cards WHERE account = ? AND card_id = ?", (account, card_id)
+    ).fetchone()
+    if row is None:
+        return None
+    return CardRecord(
+        row["card_id"], row["status"], row["daily_limit_cents"], row["spent_cents"],
+        row["spent_day"],
+    )  # fmt: skip
+
+
+def _reservation(row: sqlite3.Row) -> Reservation:
+    return Reservation(
+        id=row["id"],
+        card_id=row["card_id"],
+        commits_cents=row["commits_cents"],
+        active=bool(row["active"]),
+        owner=row["owner"],
+        settle_after=datetime.fromisoformat(row["settle_after"]),
+    )
+
+
+def _values(account: str, card: CardRecord) -> tuple[object, ...]:
+    return (
+        account, card.card_id, card.status, card.daily_limit_cents, card.spent_cents,
+        card.spent_day,
+    )  # fmt: skip
+
+
+class SqliteBudget:
+    def __init__(self, home: Path, account: str) -> None:
+        self.account = account
+        self._db = SqliteDB(Path(home) / "budget.db", _SCHEMA)
+
+    async def totals(self, day: str, *, exclude: str | None = None) -> DayTotals:
+        return await self._db.read(lambda conn: _totals(conn, self.account, day, exclude))
+
+    async def record(self, card_id: str) -> CardRecord | None:
+        return await self._db.read(lambda conn: _record(conn, self.account, card_id))
+
+    async def reserve(
+        self, hold: Hold, check: Check, *, day: str, owner: str, now: datetime, lease_s: float
+    ) -> Reservation | None:
+        def write(conn: sqlite3.Connection) -> Reservation | None:
+            if (
+                hold.card_id is not None
+                and conn.execute(
+                    "SELECT 1 FROM budget_reservations WHERE account = ? AND card_id = ?",
+                    (self.account, hold.card_id),
+                ).fetchone()
+            ):
+                return None
+            current = None if hold.card_id is None else _record(conn, self.account, hold.card_id)
+            check(_totals(conn, self.account, day, hold.card_id), current)
+            reservation = Reservation(
+                new_reservation_id(), hold.card_id, hold.commits_cents, hold.active, owner,
+                datetime.fromtimestamp(now.timestamp() + lease_s, UTC),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO budget_reservations (id, account, card_id, commits_cents, active, "
+                "owner, settle_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reservation.id, self.account, hold.card_id, hold.commits_cents,
+                    int(hold.active), owner, _iso(reservation.settle_after), _iso(now),
+                ),
+            )  # fmt: skip
+            return reservation
+
+        return await self._db.transaction(write)
+
+    async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            deleted = conn.execute(
+                "DELETE FROM budget_reservations WHERE id = ?", (reservation_id,)
+            ).rowcount
+            # Settled already (two reconcilers raced): the card may have moved on since.
+            if card is not None and deleted:
+                conn.execute(_UPSERT, _values(self.account, card))
+
+        await self._db.transaction(write)
+
+    async def disown(self, reservation_id: str, settle_after: datetime) -> None:
+        await self._db.execute(
+            "UPDATE budget_reservations SET owner = '', settle_after = ? WHERE id = ?",
+            [(_iso(settle_after), reservation_id)],
+        )
+
+    async def observe(self, cards: Sequence[CardRecord]) -> None:
+        if cards:
+            await self._db.execute(_OBSERVE, [_values(self.account, card) for card in cards])
+
+    async def spent(self, card_id: str, cents: int, day: str) -> None:
+        await self._db.execute(
+            "UPDATE budget_cards SET spent_cents = ?, spent_day = ? WHERE account = ? "
+            "AND card_id = ? AND (spent_day < ? OR (spent_day = ? AND spent_cents < ?))",
+            [(cents, day, self.account, card_id, day, day, cents)],
+        )
+
+    async def reservations(self) -> list[Reservation]:
+        def read(conn: sqlite3.Connection) -> list[Reservation]:
+            rows = conn.execute(
+                "SELECT * FROM budget_reservations WHERE account = ? ORDER BY created_at",
+                (self.account,),
+            ).fetchall()
+            return [_reservation(row) for row in rows]
+
+        return await self._db.read(read)
+
+    async def aclose(self) -> None:
+        self._db.close()

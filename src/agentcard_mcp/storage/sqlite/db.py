@@ -1,0 +1,112 @@
+"""One SQLite file of the server's own state, opened safely and used off the event loop.
+
+- Created mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same mode),
+  and never through a symlink: another user who could plant a link in the home must not be able
+  to point our writes at a file of their choosing.
+- WAL, so readers and one writer from other processes (the operator's commands, a second MCP
+  host on the same home) go on together; ``synchronous=FULL``, so a committed reservation or
+  approval survives a power loss.
+- Every call runs in a worker thread, one at a time per file: a transaction that waits for
+  another process's write lock waits there, never on the event loop.
+- ``transaction`` is ``BEGIN IMMEDIATE``: the write lock is taken before the first read, so a
+  check and the write that depends on it cannot interleave with any other writer.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+__all__ = ["SqliteDB", "open_private"]
+
+T = TypeVar("T")
+
+# Long enough to ride out another process's transaction, short enough that a wedged peer
+# surfaces as an error rather than a hang.
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def open_private(path: Path) -> None:
+    """Creates ``path`` 0600 if it does not exist; refuses a symlink or a non-regular file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot open {path} (a symlink is refused)") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class SqliteDB:
+    """A connection to one state file, shared by the coroutines of one process."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = Path(path)
+        open_private(self.path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            str(self.path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.executescript(schema)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def transaction_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` inside ``BEGIN IMMEDIATE``: committed if it returns, rolled back if it raises."""
+        return self._run("BEGIN IMMEDIATE", fn)
+
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` inside a read transaction: one consistent snapshot."""
+        return self._run("BEGIN", fn)
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.transaction_sync, fn)
+
+    async def execute(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """One statement for each of ``rows``, in one write transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            # The cursor is closed here, under the lock: one that outlived it would hold a
+            # cached statement another thread may then reset ("API misuse").
+            conn.executemany(sql, rows).close()
+
+        await self.transaction(write)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.read_sync, fn)
+
+    def _run(self, begin: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._conn
+            conn.execute(begin)
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
