@@ -32,3 +32,11 @@ async def inprocess(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Sandbox]:
     """The sandbox in process only, for tests that are about logic rather than transport."""
     async with open_sandbox(tmp_path / "sandbox.db", "inprocess", clock) as running:
         yield running
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh database on a real PostgreSQL server (tests/postgres.py)."""
+    from tests.postgres import fresh_database
+
+    return fresh_database()
