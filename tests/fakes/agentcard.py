@@ -7,6 +7,9 @@ fake.force(502, handle=True)                      # acts, then answers 502 (a lo
 client = httpx.AsyncClient(transport=fake.transport(), base_url="http://issuer.test",
                            headers={"Authorization": f"Bearer {fake.api_key}"})
 fake.requests                                     # every request: method, path, headers, body
+fake = FakeAgentCard(latency=0.05)                # every request waits 50 ms before it acts
+fake.before = hook                                # awaited before a request acts; False drops it
+fake.after = hook                                 # awaited after it acted, before it is answered
 
 Everything else is answered as the docs say, field by field: cards (create, get, list, PATCH,
 freeze, unfreeze, DELETE), ledgers, usage, agents, and ``/v1/_test/swipe``. Writes with an
@@ -22,13 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["FakeAgentCard", "Forced", "Recorded", "error_body"]
+__all__ = ["FakeAgentCard", "Forced", "Hook", "Recorded", "error_body"]
 
 _DEFAULT_CODES = {
     400: "parameter_invalid",
@@ -74,6 +78,11 @@ class Forced:
         return self.method in (None, method) and self.path in (None, path)
 
 
+# Awaited around a request (see FakeAgentCard.before and .after). A ``before`` hook that
+# returns False drops the request: nothing is done and it is answered 503.
+Hook = Callable[[Recorded], Awaitable[bool | None]]
+
+
 class _Fail(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -94,8 +103,15 @@ def _positive(body: dict[str, Any], name: str, *, required: bool) -> int | None:
 
 
 class FakeAgentCard:
-    def __init__(self, api_key: str = "ac_test_fake_key_0000") -> None:
+    def __init__(self, api_key: str = "ac_test_fake_key_0000", *, latency: float = 0.0) -> None:
         self.api_key = api_key
+        # Seconds every request waits (without blocking others) before it acts: a slow remote
+        # issuer, so that concurrent calls really overlap at the issuer.
+        self.latency = latency
+        # Awaited, in the app's event loop, just before a request acts (after ``latency``) and
+        # just after it acted, before it is answered; None: nothing.
+        self.before: Hook | None = None
+        self.after: Hook | None = None
         self.requests: list[Recorded] = []
         self.script: list[Forced] = []
         self._ids = itertools.count(1)
@@ -151,16 +167,33 @@ class FakeAgentCard:
                 body = None
             path = request.url.path
             query = dict(request.query_params)
-            self.requests.append(Recorded(request.method, path, dict(request.headers), query, body))
-            forced = next((f for f in self.script if f.matches(request.method, path)), None)
-            if forced is not None:
-                self.script.remove(forced)
-                if forced.handle:
-                    self._answer(request, raw, body, handler)
-                return _response(forced.status, forced.body, forced.headers)
-            return self._answer(request, raw, body, handler)
+            recorded = Recorded(request.method, path, dict(request.headers), query, body)
+            self.requests.append(recorded)
+            if self.latency > 0:
+                await anyio.sleep(self.latency)
+            if self.before is not None and await self.before(recorded) is False:
+                return _response(503, error_body("api_error", "dropped", "api_error"))
+            response = self._act(request, raw, body, handler)
+            if self.after is not None:
+                await self.after(recorded)
+            return response
 
         return endpoint
+
+    def _act(
+        self,
+        request: Request,
+        raw: bytes,
+        body: Any,
+        handler: Callable[[Request, dict[str, Any]], Any],
+    ) -> Response:
+        forced = next((f for f in self.script if f.matches(request.method, request.url.path)), None)
+        if forced is not None:
+            self.script.remove(forced)
+            if forced.handle:
+                self._answer(request, raw, body, handler)
+            return _response(forced.status, forced.body, forced.headers)
+        return self._answer(request, raw, body, handler)
 
     def _answer(
         self,
