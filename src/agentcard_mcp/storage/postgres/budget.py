@@ -29,6 +29,7 @@ counted AS (
     SELECT * FROM budget_cards WHERE account = %(account)s AND status IN ('active', 'pending')
     UNION
     SELECT * FROM budget_cards WHERE account = %(account)s AND spent_day = %(day)s
+        AND spent_cents > 0
     UNION
     SELECT c.* FROM budget_cards c JOIN held h ON h.card_id = c.card_id
     WHERE c.account = %(account)s

@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS budget_cards (
     PRIMARY KEY (account, card_id)
 );
 CREATE INDEX IF NOT EXISTS budget_cards_status ON budget_cards (account, status);
-CREATE INDEX IF NOT EXISTS budget_cards_spent_day ON budget_cards (account, spent_day);
+-- Only cards that spent something: a card closed unspent never counts again.
+CREATE INDEX IF NOT EXISTS budget_cards_spent ON budget_cards (account, spent_day)
+    WHERE spent_cents > 0;
 CREATE TABLE IF NOT EXISTS budget_reservations (
     id            TEXT PRIMARY KEY,
     account       TEXT NOT NULL,
@@ -51,6 +53,7 @@ counted AS (
     SELECT * FROM budget_cards WHERE account = :account AND status IN ('active', 'pending')
     UNION
     SELECT * FROM budget_cards WHERE account = :account AND spent_day = :day
+        AND spent_cents > 0
     UNION
     SELECT c.* FROM budget_cards c JOIN held h ON h.card_id = c.card_id
     WHERE c.account = :account

@@ -9,7 +9,8 @@ CREATE TABLE budget_cards (
     PRIMARY KEY (account, card_id)
 );
 CREATE INDEX budget_cards_status ON budget_cards (account, status);
-CREATE INDEX budget_cards_spent_day ON budget_cards (account, spent_day);
+-- Only cards that spent something: a card closed unspent never counts again.
+CREATE INDEX budget_cards_spent ON budget_cards (account, spent_day) WHERE spent_cents > 0;
 
 CREATE TABLE budget_reservations (
     id            TEXT PRIMARY KEY,
