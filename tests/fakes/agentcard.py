@@ -8,7 +8,7 @@ client = httpx.AsyncClient(transport=fake.transport(), base_url="http://issuer.t
                            headers={"Authorization": f"Bearer {fake.api_key}"})
 fake.requests                                     # every request: method, path, headers, body
 fake = FakeAgentCard(latency=0.05)                # every request waits 50 ms before it acts
-fake.before = hook                                # awaited before a request acts; False drops it
+fake.before = hook                                # awaited as a request arrives; False drops it
 fake.after = hook                                 # awaited after it acted, before it is answered
 
 Everything else is answered as the docs say, field by field: cards (create, get, list, PATCH,
@@ -108,8 +108,8 @@ class FakeAgentCard:
         # Seconds every request waits (without blocking others) before it acts: a slow remote
         # issuer, so that concurrent calls really overlap at the issuer.
         self.latency = latency
-        # Awaited, in the app's event loop, just before a request acts (after ``latency``) and
-        # just after it acted, before it is answered; None: nothing.
+        # Awaited, in the app's event loop, as a request arrives (before ``latency``) and just
+        # after it acted, before it is answered; None: nothing.
         self.before: Hook | None = None
         self.after: Hook | None = None
         self.requests: list[Recorded] = []
@@ -169,10 +169,10 @@ class FakeAgentCard:
             query = dict(request.query_params)
             recorded = Recorded(request.method, path, dict(request.headers), query, body)
             self.requests.append(recorded)
-            if self.latency > 0:
-                await anyio.sleep(self.latency)
             if self.before is not None and await self.before(recorded) is False:
                 return _response(503, error_body("api_error", "dropped", "api_error"))
+            if self.latency > 0:
+                await anyio.sleep(self.latency)
             response = self._act(request, raw, body, handler)
             if self.after is not None:
                 await self.after(recorded)
