@@ -73,14 +73,23 @@ per_card AS (
         CASE WHEN c.spent_day = :day THEN c.spent_cents ELSE 0 END AS spent
     FROM counted c LEFT JOIN held h ON h.card_id = c.card_id
     WHERE c.card_id IS NOT :exclude
+),
+-- Writes in flight with no card record to count them through: new cards, and cards the budget
+-- has not seen yet (they still count, in full, until settled).
+unrecorded AS (
+    SELECT r.commits_cents AS commits, r.active AS active
+    FROM budget_reservations r
+    WHERE r.account = :account
+      AND (r.card_id IS NULL
+           OR (r.card_id IS NOT :exclude
+               AND NOT EXISTS (SELECT 1 FROM budget_cards c
+                               WHERE c.account = :account AND c.card_id = r.card_id)))
 )
 SELECT
     (SELECT COALESCE(SUM(commits), 0) FROM per_card)
-      + (SELECT COALESCE(SUM(commits_cents), 0) FROM budget_reservations
-         WHERE account = :account AND card_id IS NULL) AS committed,
+      + (SELECT COALESCE(SUM(commits), 0) FROM unrecorded) AS committed,
     (SELECT COALESCE(SUM(active), 0) FROM per_card)
-      + (SELECT COALESCE(SUM(active), 0) FROM budget_reservations
-         WHERE account = :account AND card_id IS NULL) AS active,
+      + (SELECT COALESCE(SUM(active), 0) FROM unrecorded) AS active,
     (SELECT COALESCE(SUM(spent), 0) FROM per_card) AS spent
 """
 
