@@ -209,8 +209,12 @@ async def test_a_reservation_on_a_card_the_budget_has_no_record_of_counts_its_co
     await reserved(store, None, 100, check=spy)
     assert spy.calls == [(DayTotals(TODAY, 1500, 1, 0), None)]
 
+    # A read adopts the card while the write is in flight: counted once, the larger of the two.
+    await store.observe([card("unseen", "frozen", limit=1000, spent=10)])
+    assert await store.totals(TODAY) == DayTotals(TODAY, 1500 + 100, 2, 10)
+
     await store.settle(held.id, card("unseen", "active", limit=1500, spent=10))
-    assert await store.totals(TODAY) == DayTotals(TODAY, 1600, 2, 10)
+    assert await store.totals(TODAY) == DayTotals(TODAY, 1500 + 100, 2, 10)
 
 
 async def test_a_second_reservation_on_the_same_card_is_refused_with_none_and_writes_nothing(
