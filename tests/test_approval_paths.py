@@ -36,6 +36,7 @@ from mcp.types import (
 from agentcard_mcp.approvals import approvals_command
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
 
 pytestmark = pytest.mark.anyio
 
@@ -103,9 +104,10 @@ class Operator:
         assert done.returncode == status, f"approvals {args}: {done.returncode}\n{stdout}{stderr}"
         return stdout
 
-    def approve(self, approval_id: str) -> None:
+    async def approve(self, approval_id: str) -> None:
         out, err = io.StringIO(), io.StringIO()
-        status = approvals_command("approve", approval_id, self.home, out, err)
+        async with SqliteApprovals(self.home) as store:
+            status = await approvals_command("approve", approval_id, store, out, err)
         assert status == 0, err.getvalue()
 
     def age(self, approval_id: str) -> None:
@@ -339,7 +341,7 @@ async def test_an_approval_for_other_arguments_is_refused_and_stays_usable(
     approved = {**CREATE, "per_auth_max_cents": 5000}
     async with connect() as agent:
         approval_id = await agent.approval_required("create_card", approved)
-        operator.approve(approval_id)
+        await operator.approve(approval_id)
 
         for other in (
             {**approved, "daily_limit_cents": 6000},
@@ -362,7 +364,7 @@ async def test_an_approval_for_another_tool_is_refused_and_stays_usable(
         card = await agent.call("create_card", SMALL)
         await agent.call("freeze_card", {"card_id": card["id"]})
         approval_id = await agent.approval_required("close_card", {"card_id": card["id"]})
-        operator.approve(approval_id)
+        await operator.approve(approval_id)
 
         code, _ = await agent.fail(
             "unfreeze_card", {"card_id": card["id"], "approval_id": approval_id}
@@ -379,7 +381,7 @@ async def test_an_approved_call_is_not_asked_again_and_survives_a_restart(
 ) -> None:
     async with connect() as agent:
         approval_id = await agent.approval_required("create_card", CREATE)
-    operator.approve(approval_id)
+    await operator.approve(approval_id)
 
     human = Human("decline")  # a form now would turn the retry into approval_denied
     async with connect(human) as agent:
@@ -391,7 +393,7 @@ async def test_an_approved_call_is_not_asked_again_and_survives_a_restart(
 async def test_an_expired_approval_is_denied(connect: Connect, operator: Operator) -> None:
     async with connect() as agent:
         approval_id = await agent.approval_required("create_card", CREATE)
-        operator.approve(approval_id)
+        await operator.approve(approval_id)
         operator.age(approval_id)
 
         code, _ = await agent.fail("create_card", {**CREATE, "approval_id": approval_id})
@@ -443,7 +445,7 @@ async def test_two_racing_retries_with_one_approval_make_one_card(
 ) -> None:
     async with connect() as agent:
         approval_id = await agent.approval_required("create_card", CREATE)
-        operator.approve(approval_id)
+        await operator.approve(approval_id)
 
         outcomes: list[str] = []
 
@@ -517,7 +519,7 @@ async def test_raising_a_limit_without_a_form_is_approval_required(
         approval_id = await agent.approval_required("set_policy", change)
         assert (await agent.card(card["id"]))["daily_limit_cents"] == 2000
 
-        operator.approve(approval_id)
+        await operator.approve(approval_id)
         raised = await agent.call("set_policy", {**change, "approval_id": approval_id})
         assert raised["daily_limit_cents"] == 5000
 

@@ -29,6 +29,7 @@ from agentcard_mcp.audit import (
     read_tail,
     scan_tail,
 )
+from agentcard_mcp.storage.sqlite.audit import JsonlAudit
 from tests.support import FakeClock
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -364,19 +365,25 @@ def test_read_tail_needs_a_log_and_a_positive_n(path: Path) -> None:
         read_tail(path, 0)
 
 
-def run(home: Path, n: int = 20, action: str = "tail") -> tuple[int, str, str]:
+async def run(home: Path, n: int = 20, action: str = "tail") -> tuple[int, str, str]:
+    """``audit tail`` on the trail of a SQLite home (the sink opened as the command opens it)."""
     out, err = io.StringIO(), io.StringIO()
-    status = audit_command(action, n, home, out, err)
+    sink = JsonlAudit(home)
+    try:
+        status = await audit_command(action, n, sink, out, err)
+    finally:
+        await sink.aclose()
     return status, out.getvalue(), err.getvalue()
 
 
-def test_audit_tail_prints_one_fixed_width_line_per_record(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_audit_tail_prints_one_fixed_width_line_per_record(tmp_path: Path) -> None:
     with AuditLog(audit_path(tmp_path)) as log:
         for i in range(25):
             call(log, arguments={"i": i})
         call(log, tool="get_card", caller="key_7", outcome="not_found", card_id=None)
 
-    status, out, err = run(tmp_path)
+    status, out, err = await run(tmp_path)
     assert (status, err) == (0, "")
     shown = out.splitlines()
     assert len(shown) == 20
@@ -389,36 +396,42 @@ def test_audit_tail_prints_one_fixed_width_line_per_record(tmp_path: Path) -> No
     # Fixed width: the columns line up whatever the values.
     assert shown[-1].index("{") == shown[-2].index("{")
 
-    status, out, _ = run(tmp_path, n=3)
+    status, out, _ = await run(tmp_path, n=3)
     assert (status, len(out.splitlines())) == (0, 3)
 
 
-def test_audit_tail_without_a_log(tmp_path: Path) -> None:
-    status, out, err = run(tmp_path)
+@pytest.mark.anyio
+async def test_audit_tail_without_a_log(tmp_path: Path) -> None:
+    status, out, err = await run(tmp_path)
     assert (status, out) == (0, "")
     assert err == f"no audit log yet at {tmp_path / 'audit.jsonl'}\n"
 
 
 @pytest.mark.parametrize(("action", "n", "message"), [("tail", 0, "at least 1"), ("x", 5, "tail")])
-def test_audit_tail_refuses_bad_input(tmp_path: Path, action: str, n: int, message: str) -> None:
-    status, out, err = run(tmp_path, n=n, action=action)
+@pytest.mark.anyio
+async def test_audit_tail_refuses_bad_input(
+    tmp_path: Path, action: str, n: int, message: str
+) -> None:
+    status, out, err = await run(tmp_path, n=n, action=action)
     assert (status, out) == (2, "")
     assert message in err
 
 
-def test_audit_tail_reports_skipped_lines(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_audit_tail_reports_skipped_lines(tmp_path: Path) -> None:
     with AuditLog(audit_path(tmp_path)) as log:
         call(log)
     with audit_path(tmp_path).open("ab") as file:
         file.write(b'{"tool":"cre')
-    status, out, err = run(tmp_path)
+    status, out, err = await run(tmp_path)
     assert (status, len(out.splitlines())) == (0, 1)
     assert "1 unreadable line(s) skipped" in err
 
 
-def test_audit_tail_cannot_read(tmp_path: Path) -> None:
-    audit_path(tmp_path).mkdir()
-    status, out, err = run(tmp_path)
+@pytest.mark.anyio
+async def test_audit_tail_cannot_read(tmp_path: Path) -> None:
+    os.mkdir(audit_path(tmp_path))
+    status, out, err = await run(tmp_path)
     assert (status, out) == (1, "")
     assert "cannot read" in err
 

@@ -24,10 +24,10 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
-from agentcard_mcp.approvals import ApprovalStore
 from agentcard_mcp.audit import MAX_LINE_BYTES, read_tail, scan_tail
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
 from tests.support import PERMISSIVE_POLICY
 
 pytestmark = pytest.mark.anyio
@@ -132,8 +132,8 @@ async def test_every_call_is_one_line_in_order_with_its_outcome(home: Path, mode
             for line in read_tail(home / "audit.jsonl", 100)
             if line["tool"] == "create_card" and line["outcome"] == "approval_required"
         )
-        with ApprovalStore(home) as store:
-            store.approve(pending_id)
+        async with SqliteApprovals(home) as store:
+            await store.approve(pending_id)
         await agent.call("create_card", {**big, "approval_id": pending_id}, "ok")
 
     path = home / "audit.jsonl"

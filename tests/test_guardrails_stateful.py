@@ -47,9 +47,10 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, ErrorData, TextContent
 
-from agentcard_mcp.approvals import ApprovalStore
+from agentcard_mcp.approvals import Approval
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
 
 # --- the operator's policy: small ceilings, so that every one of them is hit often ------------
 
@@ -288,12 +289,12 @@ class GuardrailMachine(RuleBasedStateMachine):
     def _approval_id(self, choice: str | None) -> str | None:
         if choice != REPLAY:
             return choice
-        store = ApprovalStore(self.home)
-        try:
-            decided = store.all(limit=1)
-        finally:
-            store.close()
+        decided = self.portal.call(self._latest_approvals)
         return decided[0].id if decided else "apr_nothingdecided"
+
+    async def _latest_approvals(self) -> list[Approval]:
+        async with SqliteApprovals(self.home) as store:
+            return await store.recent(limit=1)
 
     def _active(self) -> list[dict[str, Any]]:
         return [card for card in self.state.values() if card["status"] == "active"]

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agentcard_mcp.approvals import ApprovalStore, approvals_command
+from agentcard_mcp.approvals import approvals_command
 from agentcard_mcp.audit import AuditLog, audit_command
 from agentcard_mcp.redaction import RedactingFilter, install_log_redaction
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
+from agentcard_mcp.storage.sqlite.audit import JsonlAudit
 from tests.server.stdio_session import SCRIPT, clean_env
 
 PAN = "4111111111111111"
@@ -100,22 +102,24 @@ def test_installing_twice_masks_once() -> None:
     assert sum(isinstance(f, RedactingFilter) for f in logging.getLogger().filters) == 1
 
 
-def test_approvals_list_masks_what_the_agent_wrote(tmp_path: Path) -> None:
-    with ApprovalStore(tmp_path) as store:
-        store.request(
+@pytest.mark.anyio
+async def test_approvals_list_masks_what_the_agent_wrote(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    async with SqliteApprovals(tmp_path) as store:
+        await store.request(
             "create_card",
             {"purpose": f"pay with {SPACED}", "daily_limit_cents": 5000},
             f"create_card(purpose=pay with {SPACED}, key {SECRET})",
         )
-    out, err = io.StringIO(), io.StringIO()
-    assert approvals_command("list", None, tmp_path, out, err) == 0
+        assert await approvals_command("list", None, store, out, err) == 0
     text = out.getvalue()
     assert "create_card" in text
     assert "pay with •••• 1111" in text
     assert not readable(text + err.getvalue())
 
 
-def test_audit_tail_masks_a_line_written_unmasked(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_audit_tail_masks_a_line_written_unmasked(tmp_path: Path) -> None:
     """A log from before redaction (or written by another tool) is masked on the way out."""
     with AuditLog(tmp_path / "audit.jsonl") as audit:  # the default scrub keeps everything
         audit.record(
@@ -127,7 +131,9 @@ def test_audit_tail_masks_a_line_written_unmasked(tmp_path: Path) -> None:
         )
     assert PAN in "".join(ch for ch in (tmp_path / "audit.jsonl").read_text() if ch.isdigit())
     out, err = io.StringIO(), io.StringIO()
-    assert audit_command("tail", 10, tmp_path, out, err) == 0
+    sink = JsonlAudit(tmp_path)
+    assert await audit_command("tail", 10, sink, out, err) == 0
+    await sink.aclose()
     assert "create_card" in out.getvalue()
     assert "•••• 1111" in out.getvalue()
     assert not readable(out.getvalue() + err.getvalue())

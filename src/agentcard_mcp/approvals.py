@@ -6,47 +6,64 @@ call fails ``approval_required`` with an approval id. The operator decides in th
 ``approval_id``. The agent has no tool that reaches ``approve``: deciding is only ever done here,
 by the operator's command, or in band by the human answering the client's elicitation form.
 
-An approval is bound to the tool and its arguments (``digest``), single-use, and expires
-``APPROVAL_TTL`` after it was requested. Approvals live in ``<home>/approvals.db`` so that they
-survive a server restart and so that the server and the ``approvals`` command — two processes —
-share them; every write is one ``BEGIN IMMEDIATE`` transaction, so a check and the write that
-depends on it cannot interleave with another writer.
+This module holds the rules; the approvals themselves live behind ``storage/`` (an
+:class:`~agentcard_mcp.storage.base.ApprovalStore`: ``<home>/approvals.db``, or a table shared
+by every replica on PostgreSQL), so that they survive a restart and the server, its replicas and
+the ``approvals`` command all see the same ones. Every backend applies the same rules:
+
+- An approval is bound to the tool and its arguments (``digest``), single-use, and expires
+  ``APPROVAL_TTL`` after it was requested; expiry is computed on read (:func:`as_of`), so no
+  sweeper has to run for it to take effect.
+- ``request`` returns the pending, unexpired approval of the same digest if there is one, so
+  an agent retrying without ``approval_id`` does not pile up requests.
+- ``consume`` checks (:func:`check_consumable`) and marks the approval used in one transaction
+  that holds the row: of calls racing with one approval, on any replica, exactly one succeeds.
+- Deciding (:func:`check_decidable`) is for a pending, unexpired request only.
+- Each write reads the clock only once it holds its lock: waiting must not age the check.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import secrets
-import sqlite3
 import string
-import threading
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
 from .redaction import redact_text
+
+if TYPE_CHECKING:
+    from .storage.base import ApprovalStore
 
 __all__ = [
     "APPROVAL_TTL",
     "Approval",
     "ApprovalStatus",
-    "ApprovalStore",
+    "Clock",
+    "NewStatus",
+    "Row",
     "approvals_command",
+    "as_of",
     "bound_arguments",
+    "canonical",
+    "check_consumable",
+    "check_decidable",
     "digest",
+    "from_row",
+    "new_approval",
+    "not_found",
+    "read_clock",
+    "utcnow",
 ]
 
-T = TypeVar("T")
-
 ApprovalStatus = Literal["pending", "approved", "denied", "used", "expired"]
+# What a new row is stored as: a request, or a decision the human made in band.
+NewStatus = Literal["pending", "used", "denied"]
 Clock = Callable[[], datetime]
 
 APPROVAL_TTL = timedelta(minutes=10)
@@ -58,28 +75,6 @@ _UNBOUND = frozenset({"approval_id", "idempotency_key"})
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 20  # ~103 bits: not guessable, so an id is only known to whoever was shown it
 
-# Long enough to ride out the other process's transaction, short enough that a wedged peer
-# surfaces as an error rather than a hang.
-_BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS approvals (
-    id          TEXT PRIMARY KEY,
-    tool        TEXT NOT NULL,
-    digest      TEXT NOT NULL,
-    summary     TEXT NOT NULL,
-    arguments   TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'used')),
-    created_at  TEXT NOT NULL,
-    expires_at  TEXT NOT NULL,
-    decided_at  TEXT,
-    used_at     TEXT
-);
-CREATE INDEX IF NOT EXISTS approvals_pending_digest ON approvals (digest)
-    WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS approvals_created_at ON approvals (created_at);
-"""
-
 
 def bound_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments an approval covers: without ``approval_id`` and ``idempotency_key``, and
@@ -87,8 +82,9 @@ def bound_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in arguments.items() if k not in _UNBOUND and v is not None}
 
 
-def _canonical(value: Any) -> str:
-    # NaN and Infinity are not JSON; refusing them keeps one text per value.
+def canonical(value: Any) -> str:
+    """One JSON text per value: sorted keys, no spaces. NaN and Infinity are not JSON, and are
+    refused rather than written two ways."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -96,7 +92,7 @@ def _canonical(value: Any) -> str:
 
 def digest(tool: str, arguments: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of the tool name and its bound arguments."""
-    text = _canonical({"tool": tool, "arguments": bound_arguments(arguments)})
+    text = canonical({"tool": tool, "arguments": bound_arguments(arguments)})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -104,8 +100,7 @@ def digest(tool: str, arguments: Mapping[str, Any]) -> str:
 class Approval:
     """One request for the operator's approval, as of when it was read.
 
-    ``status`` is ``expired`` for a pending or approved request past ``expires_at``: expiry is
-    computed on read, so that no sweeper has to run for it to take effect."""
+    ``status`` is ``expired`` for a pending or approved request past ``expires_at``."""
 
     id: str
     tool: str
@@ -119,251 +114,99 @@ class Approval:
     used_at: datetime | None
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _read(clock: Clock) -> datetime:
+def read_clock(clock: Clock) -> datetime:
+    """The clock's time in UTC; a naive clock is taken as UTC rather than as local time."""
     now = clock()
-    # A naive clock is taken as UTC rather than as local time.
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    # One fixed width (always microseconds, always +00:00) so the text orders like the time.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _parse(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 def _new_id() -> str:
     return "apr_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
 
 
-def _create_private(path: Path) -> None:
-    """Created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same mode):
-    the rows name what the agent is spending on, which is the operator's business only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+def new_approval(
+    tool: str, arguments: Mapping[str, Any], summary: str, status: NewStatus, now: datetime
+) -> Approval:
+    """A new row: a ``pending`` request, or a decision made in band (``used`` when the human
+    accepted and the call goes ahead at once, ``denied`` otherwise). The arguments are stored
+    as bound, so the operator sees exactly what the digest covers."""
+    return Approval(
+        id=_new_id(),
+        tool=tool,
+        digest=digest(tool, arguments),
+        summary=summary,
+        arguments=bound_arguments(arguments),
+        status=status,
+        created_at=now,
+        expires_at=now + APPROVAL_TTL,
+        decided_at=None if status == "pending" else now,
+        used_at=now if status == "used" else None,
+    )
 
 
-class ApprovalStore:
-    """Approvals in ``<home>/approvals.db``, shared by the server and the ``approvals`` command.
+def as_of(approval: Approval, now: datetime) -> Approval:
+    """The approval as it stands at ``now``: a pending or approved one past its expiry reads
+    ``expired``; used and denied stay what they are."""
+    if approval.status in ("pending", "approved") and now >= approval.expires_at:
+        return replace(approval, status="expired")
+    return approval
 
-    Thread-safe: calls on one instance run one at a time (one connection); instances in other
-    threads or processes are kept apart by SQLite's write lock."""
 
-    def __init__(self, home: Path, *, clock: Clock = _utcnow) -> None:
-        self.path = Path(home) / "approvals.db"
-        self._clock = clock
-        self._lock = threading.Lock()
-        _create_private(self.path)
-        self._conn = sqlite3.connect(
-            str(self.path),
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
+def _moment(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+class Row(Protocol):
+    """A stored row, by column name (``sqlite3.Row``, psycopg's ``dict_row``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def from_row(row: Row, now: datetime) -> Approval:
+    """A stored row (columns named as :class:`Approval`'s fields; times as datetimes or ISO
+    text, arguments as a dict or JSON text) read at ``now``."""
+    arguments = row["arguments"]
+    approval = Approval(
+        id=row["id"],
+        tool=row["tool"],
+        digest=row["digest"],
+        summary=row["summary"],
+        arguments=json.loads(arguments) if isinstance(arguments, str) else dict(arguments),
+        status=cast(ApprovalStatus, row["status"]),
+        created_at=cast(datetime, _moment(row["created_at"])),
+        expires_at=cast(datetime, _moment(row["expires_at"])),
+        decided_at=_moment(row["decided_at"]),
+        used_at=_moment(row["used_at"]),
+    )
+    return as_of(approval, now)
+
+
+def not_found(approval_id: str) -> NotFound:
+    # The id may come from the agent: shown shortened and quoted, never raw.
+    return NotFound(
+        f"no approval {approval_id[:40]!r}; `agentcard-mcp approvals list` shows the pending ones."
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def check_consumable(approval: Approval, key: str) -> None:
+    """Raises unless ``approval`` approves the call whose digest is ``key``, now. A mismatch
+    says so and leaves the approval usable for the call it was given for."""
+    if approval.status in ("pending", "approved") and approval.digest != key:
+        raise ApprovalDenied(
+            f"approval {approval.id} was approved for different arguments "
+            f"({approval.summary}); it was not used. Repeat the call with exactly those "
+            "arguments, or without approval_id to request a new approval."
         )
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            # WAL: the server reads while the operator's command writes, and the other way round.
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: an approval the operator was told about survives a crash or power loss.
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # --- the server's side ---------------------------------------------------------------
-
-    def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Approval:
-        """A pending approval for this exact call; the same one again while it is pending and
-        unexpired, so that an agent retrying without ``approval_id`` does not pile up requests."""
-        key = digest(tool, arguments)
-
-        def write(conn: sqlite3.Connection, now: datetime) -> str:
-            rows = conn.execute(
-                "SELECT id FROM approvals WHERE digest = ? AND status = 'pending' "
-                "AND expires_at > ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                (key, _iso(now)),
-            ).fetchall()
-            if rows:
-                return cast(str, rows[0]["id"])
-            return self._insert(conn, now, tool, arguments, summary, "pending", key)
-
-        return self._write_then_get(write)
-
-    def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:
-        """Checks that ``approval_id`` approves exactly this call and marks it used, in one
-        transaction: of two calls racing with one approval, one succeeds and the other is told
-        the approval was already used. A mismatch leaves the approval untouched."""
-        key = digest(tool, arguments)
-
-        def write(conn: sqlite3.Connection, now: datetime) -> str:
-            approval = self._row(conn, approval_id, now)
-            if approval.status in ("pending", "approved") and approval.digest != key:
-                raise ApprovalDenied(
-                    f"approval {approval.id} was approved for different arguments "
-                    f"({approval.summary}); it was not used. Repeat the call with exactly those "
-                    "arguments, or without approval_id to request a new approval."
-                )
-            _refuse_unless_approved(approval)
-            conn.execute(
-                "UPDATE approvals SET status = 'used', used_at = ? WHERE id = ?",
-                (_iso(now), approval.id),
-            )
-            return approval.id
-
-        return self._write_then_get(write)
-
-    def record_elicited(
-        self, tool: str, arguments: Mapping[str, Any], summary: str, accepted: bool
-    ) -> Approval:
-        """Records a decision the human made in band (MCP elicitation), for the record: stored
-        ``used`` when accepted (the call goes ahead at once) or ``denied``."""
-        key = digest(tool, arguments)
-        status: ApprovalStatus = "used" if accepted else "denied"
-
-        def write(conn: sqlite3.Connection, now: datetime) -> str:
-            return self._insert(conn, now, tool, arguments, summary, status, key)
-
-        return self._write_then_get(write)
-
-    # --- the operator's side -------------------------------------------------------------
-
-    def approve(self, approval_id: str) -> Approval:
-        return self._decide(approval_id, "approved")
-
-    def deny(self, approval_id: str) -> Approval:
-        return self._decide(approval_id, "denied")
-
-    # --- reads ---------------------------------------------------------------------------
-
-    def get(self, approval_id: str) -> Approval:
-        with self._lock:
-            return self._row(self._conn, approval_id, self._now())
-
-    def pending(self) -> list[Approval]:
-        """Pending, unexpired approvals, oldest first (the order the agent asked in)."""
-        with self._lock:
-            now = self._now()
-            rows = self._conn.execute(
-                "SELECT * FROM approvals WHERE status = 'pending' AND expires_at > ? "
-                "ORDER BY created_at, rowid",
-                (_iso(now),),
-            ).fetchall()
-        return [_approval(row, now) for row in rows]
-
-    def all(self, limit: int = 50) -> list[Approval]:
-        """The most recent approvals of any status, newest first."""
-        with self._lock:
-            now = self._now()
-            rows = self._conn.execute(
-                "SELECT * FROM approvals ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [_approval(row, now) for row in rows]
-
-    # --- internals -----------------------------------------------------------------------
-
-    def _now(self) -> datetime:
-        return _read(self._clock)
-
-    def _decide(self, approval_id: str, decision: Literal["approved", "denied"]) -> Approval:
-        def write(conn: sqlite3.Connection, now: datetime) -> str:
-            approval = self._row(conn, approval_id, now)
-            if approval.status == "expired":
-                raise InvalidParams(
-                    f"approval {approval.id} expired at {_iso(approval.expires_at)}; the agent "
-                    "must repeat its call to request a new approval."
-                )
-            if approval.status != "pending":
-                raise InvalidParams(f"approval {approval.id} is already {approval.status}.")
-            conn.execute(
-                "UPDATE approvals SET status = ?, decided_at = ? WHERE id = ?",
-                (decision, _iso(now), approval.id),
-            )
-            return approval.id
-
-        return self._write_then_get(write)
-
-    def _insert(
-        self,
-        conn: sqlite3.Connection,
-        now: datetime,
-        tool: str,
-        arguments: Mapping[str, Any],
-        summary: str,
-        status: ApprovalStatus,
-        key: str,
-    ) -> str:
-        approval_id = _new_id()
-        decided = None if status == "pending" else _iso(now)
-        used = _iso(now) if status == "used" else None
-        conn.execute(
-            "INSERT INTO approvals (id, tool, digest, summary, arguments, status, created_at, "
-            "expires_at, decided_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                approval_id,
-                tool,
-                key,
-                summary,
-                # Stored as bound, so the operator sees exactly what the digest covers.
-                _canonical(bound_arguments(arguments)),
-                status,
-                _iso(now),
-                _iso(now + APPROVAL_TTL),
-                decided,
-                used,
-            ),
-        )
-        return approval_id
-
-    def _row(self, conn: sqlite3.Connection, approval_id: str, now: datetime) -> Approval:
-        row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
-        if row is None:
-            # The id may come from the agent: shown shortened and quoted, never raw.
-            raise NotFound(
-                f"no approval {approval_id[:40]!r}; `agentcard-mcp approvals list` shows the "
-                "pending ones."
-            )
-        return _approval(row, now)
-
-    def _write_then_get(self, fn: Callable[[sqlite3.Connection, datetime], str]) -> Approval:
-        """Runs ``fn`` in ``BEGIN IMMEDIATE`` (commit if it returns, roll back if it raises) and
-        reads back the approval whose id it returns, as of the same moment."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Read the clock once the write lock is ours: waiting for it must not age the check.
-                now = self._now()
-                approval_id = fn(conn, now)
-                approval = self._row(conn, approval_id, now)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return approval
-
-
-def _refuse_unless_approved(approval: Approval) -> None:
     if approval.status == "approved":
         return
     if approval.status == "pending":
@@ -387,37 +230,30 @@ def _refuse_unless_approved(approval: Approval) -> None:
     )
 
 
-def _approval(row: sqlite3.Row, now: datetime) -> Approval:
-    expires_at = datetime.fromisoformat(row["expires_at"])
-    status = cast(ApprovalStatus, row["status"])
-    if status in ("pending", "approved") and now >= expires_at:
-        status = "expired"
-    return Approval(
-        id=row["id"],
-        tool=row["tool"],
-        digest=row["digest"],
-        summary=row["summary"],
-        arguments=json.loads(row["arguments"]),
-        status=status,
-        created_at=datetime.fromisoformat(row["created_at"]),
-        expires_at=expires_at,
-        decided_at=_parse(row["decided_at"]),
-        used_at=_parse(row["used_at"]),
-    )
+def check_decidable(approval: Approval) -> None:
+    """Raises unless the operator may still approve or deny ``approval``: pending, unexpired."""
+    if approval.status == "expired":
+        raise InvalidParams(
+            f"approval {approval.id} expired at {_iso(approval.expires_at)}; the agent "
+            "must repeat its call to request a new approval."
+        )
+    if approval.status != "pending":
+        raise InvalidParams(f"approval {approval.id} is already {approval.status}.")
 
 
 # --- `agentcard-mcp approvals list | approve ID | deny ID` (the operator's terminal) ----------
 
 
-def approvals_command(
+async def approvals_command(
     action: str,
     approval_id: str | None,
-    home: Path,
+    store: ApprovalStore,
     out: TextIO,
     err: TextIO,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> int:
-    """Runs one ``approvals`` action; returns the exit status (0 done, 2 refused)."""
+    """Runs one ``approvals`` action on ``store``; returns the exit status (0 done, 2 refused).
+    The store's own failures (a disk error, the database unreachable) are raised."""
     if action not in ("list", "approve", "deny"):
         print(
             f"agentcard-mcp approvals: unknown action {_printable(action)!r}; "
@@ -433,26 +269,21 @@ def approvals_command(
         )
         return 2
     try:
-        with ApprovalStore(home, clock=clock) as store:
-            if action == "list":
-                _print_pending(store.pending(), _read(clock), out)
-            elif action == "approve":
-                approval = store.approve(cast(str, approval_id))
-                print(f"approved {approval.id}: {_printable(approval.summary)}", file=out)
-                print(
-                    f"The agent may now repeat the call with approval_id={approval.id} "
-                    f"(expires in {_remaining(approval, _read(clock))}).",
-                    file=out,
-                )
-            else:
-                approval = store.deny(cast(str, approval_id))
-                print(f"denied {approval.id}: {_printable(approval.summary)}", file=out)
+        if action == "list":
+            _print_pending(await store.pending(), read_clock(clock), out)
+        elif action == "approve":
+            approval = await store.approve(cast(str, approval_id))
+            print(f"approved {approval.id}: {_printable(approval.summary)}", file=out)
+            print(
+                f"The agent may now repeat the call with approval_id={approval.id} "
+                f"(expires in {_remaining(approval, read_clock(clock))}).",
+                file=out,
+            )
+        else:
+            approval = await store.deny(cast(str, approval_id))
+            print(f"denied {approval.id}: {_printable(approval.summary)}", file=out)
     except AgentCardError as exc:
         print(f"agentcard-mcp approvals {action}: {_printable(str(exc))}", file=err)
-        return 2
-    except (sqlite3.Error, OSError) as exc:
-        # Unreadable home, a disk error, a peer holding the write lock for 10 s: say where.
-        print(f"agentcard-mcp approvals {action}: {home / 'approvals.db'}: {exc}", file=err)
         return 2
     return 0
 
@@ -467,7 +298,7 @@ def _print_pending(approvals: list[Approval], now: datetime, out: TextIO) -> Non
             f"{_printable(approval.summary)}",
             file=out,
         )
-        print(f"    arguments: {_printable(_canonical(approval.arguments))}", file=out)
+        print(f"    arguments: {_printable(canonical(approval.arguments))}", file=out)
 
 
 def _remaining(approval: Approval, now: datetime) -> str:

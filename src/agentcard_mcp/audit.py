@@ -1,6 +1,11 @@
-"""The audit log: one JSON line per tool call, refused ones included, in ``<home>/audit.jsonl``.
+"""The audit log: one record per tool call, refused ones included.
 
-Each line is one :class:`AuditRecord`::
+Records go to an :class:`~agentcard_mcp.storage.base.AuditSink` chosen with the rest of the
+server's state (storage/): on SQLite homes the JSON-lines file ``<home>/audit.jsonl`` written by
+:class:`AuditLog` below; on PostgreSQL one append-only table shared by every replica. Both store
+what :func:`prepare` makes of a record (scrubbed, JSON-safe, capped at ``MAX_LINE_BYTES``).
+
+Each line of the file is one :class:`AuditRecord`::
 
     {"time":"2026-05-11T07:00:00.000Z","tool":"create_card","caller":"stdio",
      "outcome":"ok","card_id":"card_01K...","approval_id":null,"duration_ms":12.5,
@@ -40,9 +45,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
 from .redaction import redact_text
+
+if TYPE_CHECKING:
+    from .storage.base import AuditSink
 
 __all__ = [
     "AUDIT_FILENAME",
@@ -55,7 +63,9 @@ __all__ = [
     "audit_path",
     "format_record",
     "identity",
+    "prepare",
     "read_tail",
+    "record_of",
     "scan_tail",
     "utc_timestamp",
 ]
@@ -208,15 +218,15 @@ class AuditLog:
     ) -> None:
         """Appends one line for a call that just finished, stamped with the current UTC time."""
         self.write(
-            AuditRecord(
-                time=utc_timestamp(self._clock()),
-                tool=tool,
+            record_of(
+                tool,
                 caller=caller,
-                arguments=dict(arguments),
+                arguments=arguments,
                 outcome=outcome,
+                duration_ms=duration_ms,
                 card_id=card_id,
                 approval_id=approval_id,
-                duration_ms=round(duration_ms, 3),
+                clock=self._clock,
             )
         )
 
@@ -256,22 +266,57 @@ class AuditLog:
         self.close()
 
     def _encode(self, record: AuditRecord) -> bytes:
-        fields = _json_safe(record.as_dict())
-        try:
-            scrubbed = self._scrub(fields)
-            if not isinstance(scrubbed, dict):
-                raise TypeError(f"scrub returned {type(scrubbed).__name__}, not dict")
-        except Exception as exc:
-            # Never write what the scrubber did not approve. Only the type is logged: the
-            # message could quote the very value that was to be redacted.
-            _log.error("audit scrub failed (%s); arguments withheld", type(exc).__name__)
-            scrubbed = {**fields, "arguments": {"_withheld": f"scrub failed: {type(exc).__name__}"}}
-        # The scrubber may hand back anything: make it JSON-safe again rather than trust it.
-        safe: dict[str, Any] = _json_safe(scrubbed)
+        return _prepare(record, self._scrub)[1]
+
+
+def record_of(
+    tool: str,
+    *,
+    caller: str,
+    arguments: Mapping[str, Any],
+    outcome: str,
+    duration_ms: float,
+    card_id: str | None = None,
+    approval_id: str | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> AuditRecord:
+    """The record of a call that just finished, stamped with the clock's UTC time."""
+    return AuditRecord(
+        time=utc_timestamp(clock()),
+        tool=tool,
+        caller=caller,
+        arguments=dict(arguments),
+        outcome=outcome,
+        card_id=card_id,
+        approval_id=approval_id,
+        duration_ms=round(duration_ms, 3),
+    )
+
+
+def prepare(record: AuditRecord, scrub: Callable[[Any], Any] = identity) -> dict[str, Any]:
+    """``record`` as every sink stores it: plain JSON data, passed through ``scrub`` (arguments
+    withheld if it fails), and no bigger than one line of ``MAX_LINE_BYTES``."""
+    return _prepare(record, scrub)[0]
+
+
+def _prepare(record: AuditRecord, scrub: Callable[[Any], Any]) -> tuple[dict[str, Any], bytes]:
+    fields = _json_safe(record.as_dict())
+    try:
+        scrubbed = scrub(fields)
+        if not isinstance(scrubbed, dict):
+            raise TypeError(f"scrub returned {type(scrubbed).__name__}, not dict")
+    except Exception as exc:
+        # Never write what the scrubber did not approve. Only the type is logged: the
+        # message could quote the very value that was to be redacted.
+        _log.error("audit scrub failed (%s); arguments withheld", type(exc).__name__)
+        scrubbed = {**fields, "arguments": {"_withheld": f"scrub failed: {type(exc).__name__}"}}
+    # The scrubber may hand back anything: make it JSON-safe again rather than trust it.
+    safe: dict[str, Any] = _json_safe(scrubbed)
+    line = _dumps(safe)
+    if len(line) > MAX_LINE_BYTES:
+        safe = _shrink(safe)
         line = _dumps(safe)
-        if len(line) > MAX_LINE_BYTES:
-            line = _dumps(_shrink(safe))
-        return line
+    return safe, line
 
 
 # Made once: json.dumps builds a new encoder on every call that passes options.
@@ -455,8 +500,8 @@ def format_record(record: Mapping[str, Any]) -> str:
     return " ".join(columns)
 
 
-def audit_command(action: str, n: int, home: Path, out: TextIO, err: TextIO) -> int:
-    """``agentcard-mcp audit tail [-n N]``: the last ``n`` calls, one line each.
+async def audit_command(action: str, n: int, sink: AuditSink, out: TextIO, err: TextIO) -> int:
+    """``agentcard-mcp audit tail [-n N]``: the last ``n`` calls from ``sink``, one line each.
 
     Exit codes: 0 (including when there is no log yet: nothing has been called), 1 if the log
     cannot be read, 2 for a bad action or ``n``. Messages go to ``err``, records to ``out``.
@@ -467,15 +512,14 @@ def audit_command(action: str, n: int, home: Path, out: TextIO, err: TextIO) -> 
     if n < 1:
         print(f"agentcard-mcp audit: -n must be at least 1, not {n}", file=err)
         return 2
-    path = audit_path(home)
     try:
-        tail = scan_tail(path, n)
-    except FileNotFoundError:
-        print(f"no audit log yet at {path}", file=err)
-        return 0
+        tail = await sink.tail(n)
     except OSError as exc:
-        print(f"agentcard-mcp audit: cannot read {path}: {exc.strerror or exc}", file=err)
+        print(f"agentcard-mcp audit: cannot read {sink.where}: {exc.strerror or exc}", file=err)
         return 1
+    if tail is None:
+        print(f"no audit log yet at {sink.where}", file=err)
+        return 0
     for record in tail.records:
         print(format_record(record), file=out)
     if tail.skipped:

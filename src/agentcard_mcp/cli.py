@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import anyio
 
 from . import __version__
 from .redaction import install_log_redaction, redact_text
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from .server import CardServer
+    from .storage import Storage
 
 __all__ = ["main"]
 
@@ -245,8 +247,13 @@ def _operator_command(args: argparse.Namespace) -> int:
         from .approvals import approvals_command
 
         approval_id = getattr(args, "approval_id", None)
-        return approvals_command(
-            args.action, approval_id, settings.ensure_home(), sys.stdout, sys.stderr
+        return _with_storage(
+            settings,
+            f"agentcard-mcp approvals {args.action}",
+            2,
+            lambda storage: approvals_command(
+                args.action, approval_id, storage.approvals, sys.stdout, sys.stderr
+            ),
         )
     if args.command == "keys":
         from .keys import keys_command
@@ -263,7 +270,46 @@ def _operator_command(args: argparse.Namespace) -> int:
         )
     from .audit import audit_command
 
-    return audit_command(args.action, args.n, settings.home, sys.stdout, sys.stderr)
+    return _with_storage(
+        settings,
+        "agentcard-mcp audit",
+        1,
+        lambda storage: audit_command(args.action, args.n, storage.audit, sys.stdout, sys.stderr),
+    )
+
+
+def _with_storage(
+    settings: Settings, prefix: str, failed: int, command: Callable[[Storage], Awaitable[int]]
+) -> int:
+    """Runs ``command`` on the state the settings name (SQLite files in the home, or the
+    PostgreSQL database the replicas share); the backend's own failures (a disk error, a lock
+    held too long, the database unreachable) exit ``failed``, saying where."""
+    from .errors import AgentCardError
+    from .storage import open_storage, storage_errors
+
+    async def run() -> int:
+        async with open_storage(settings) as storage:
+            return await command(storage)
+
+    try:
+        errors = storage_errors(settings)  # refuses a malformed AGENTCARD_DATABASE_URL
+    except AgentCardError as exc:
+        _fail(prefix, exc)
+        return 2
+    try:
+        return anyio.run(run)
+    except errors as exc:
+        _fail(f"{prefix}: {_where(settings)}", exc)
+        return failed
+
+
+def _where(settings: Settings) -> str:
+    """The home, or the database URL without its user and password."""
+    url = settings.database_url_text()
+    if url is None:
+        return str(settings.home)
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _demo() -> int:

@@ -27,10 +27,10 @@ from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.resolve import Elicit
 from pydantic import BaseModel, Field
 
-from .approvals import ApprovalStore
 from .errors import ApprovalDenied, ApprovalRequired
 from .guardrails import Verdict
 from .redaction import redact_text
+from .storage.base import ApprovalStore
 
 __all__ = [
     "ApprovalForm",
@@ -120,7 +120,7 @@ def ask(
     return Elicit(f"An AI agent asks to run {summary}. Approve?", ApprovalForm)
 
 
-def settle(
+async def settle(
     approvals: ApprovalStore,
     tool: str,
     arguments: Mapping[str, Any],
@@ -134,17 +134,19 @@ def settle(
     summary = summarize(tool, arguments, verdict)
     approval_id = arguments.get("approval_id")
     if approval_id is not None:
-        return _noted(approvals.consume(approval_id, tool, dict(arguments)).id)
+        return _noted((await approvals.consume(approval_id, tool, dict(arguments))).id)
     if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ApprovalForm):
-        record = approvals.record_elicited(tool, dict(arguments), summary, answer.data.approve)
+        record = await approvals.record_elicited(
+            tool, dict(arguments), summary, answer.data.approve
+        )
         _noted(record.id)
         if answer.data.approve:
             return record.id
         raise ApprovalDenied(f"the human did not approve {summary}.")
     if answer is not None and not isinstance(answer, AcceptedElicitation):
-        _noted(approvals.record_elicited(tool, dict(arguments), summary, False).id)
+        _noted((await approvals.record_elicited(tool, dict(arguments), summary, False)).id)
         raise ApprovalDenied(f"the human declined {summary}.")
-    pending = approvals.request(tool, dict(arguments), summary)
+    pending = await approvals.request(tool, dict(arguments), summary)
     raise ApprovalRequired(
         f"{summary} needs the operator's approval (id {pending.id}, valid 10 minutes). Ask them to "
         f"run `agentcard-mcp approvals approve {pending.id}`, then repeat this exact call with "

@@ -9,11 +9,13 @@ become that text.
 # Resolve(...) markers name resolvers local to _register_tools.
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
+import anyio
 import httpx
 import pydantic_core
 from mcp.server import MCPServer
@@ -27,8 +29,7 @@ from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
 from . import __version__, consent, policy
-from .approvals import ApprovalStore
-from .audit import AuditLog
+from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
 from .consent import ApprovalForm, caller
@@ -51,6 +52,7 @@ from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
 from .storage import open_storage
+from .storage.base import AuditSink
 
 __all__ = ["CardServer", "create_server"]
 
@@ -74,6 +76,10 @@ ApprovalId = Annotated[
 ]
 
 _TAG_LIST = ", ".join(TAGS)
+
+_log = logging.getLogger("agentcard_mcp.audit")
+# How long a call's end may wait for its audit record to be written (a stalled database).
+_AUDIT_TIMEOUT_S = 10.0
 
 # Only hints that differ from the MCP defaults (read_only false, destructive true, idempotent
 # false, open_world true): each one is repeated in every agent's context.
@@ -129,9 +135,11 @@ class CardServer(MCPServer[None]):
             for tool in tools
         ]
 
-    def __init__(self, *args: Any, audit: AuditLog, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.audit = audit
+        # Where each call's audit record goes: the storage's sink, while the issuer scope below
+        # has the storage open.
+        self.audit: AuditSink | None = None
         # Opens the issuer and binds it for the server's calls; set by create_server. The HTTP
         # app enters it in its own lifespan, once for all sessions.
         self.issuer_scope: Callable[[], AbstractAsyncContextManager[None]] = _no_issuer
@@ -170,14 +178,38 @@ class CardServer(MCPServer[None]):
             )
         finally:
             consent.audit_note.reset(token)
-            self.audit.record(
-                tool=name,
-                caller=caller.get(),
-                arguments=arguments,
-                outcome=outcome,
-                card_id=entry.card_id,
-                approval_id=entry.approval_id or _short_text(arguments.get("approval_id")),
-                duration_ms=(time.perf_counter() - started) * 1000,
+            await self._record(
+                record_of(
+                    name,
+                    caller=caller.get(),
+                    arguments=arguments,
+                    outcome=outcome,
+                    card_id=entry.card_id,
+                    approval_id=entry.approval_id or _short_text(arguments.get("approval_id")),
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
+
+    async def _record(self, record: AuditRecord) -> None:
+        """Writes the call's audit record. A call that was cancelled is still recorded (the
+        write is shielded, for a bounded time). A record that cannot be written is logged as an
+        error, not raised: the call's own outcome stands — a card that was created must not be
+        reported to the agent as a failure, which it would retry."""
+        try:
+            if self.audit is None:
+                raise RuntimeError("no audit sink: the call ran outside the server's lifespan")
+            with anyio.move_on_after(_AUDIT_TIMEOUT_S, shield=True) as scope:
+                await self.audit.write(record)
+            if scope.cancelled_caught:
+                raise TimeoutError(f"no answer from {self.audit.where} in {_AUDIT_TIMEOUT_S} s")
+        except Exception as exc:
+            _log.error(
+                "audit record of %s (%s) not written to %s: %s: %s",
+                record.tool,
+                record.outcome,
+                "nowhere" if self.audit is None else self.audit.where,
+                type(exc).__name__,
+                exc,
             )
 
 
@@ -284,24 +316,26 @@ def create_server(
     # the file and the key).
     operator_policy = policy.load_policy(settings.policy_file, settings.home).policy
     settings.database_url_text()  # a malformed database URL stops the server here too
-    home = settings.ensure_home()
-    service = CardService(operator_policy, ApprovalStore(home))
+    settings.ensure_home()
+    service = CardService(operator_policy)
 
     @asynccontextmanager
     async def issuer_scope() -> AsyncIterator[None]:
         async with (
-            open_storage(settings) as storage,
+            open_storage(settings, audit_scrub=redact) as storage,
             open_issuer(settings, issuer_transport) as issuer,
         ):
             budget = Budget(storage.budget)
             # The budget learns every card the issuer has, and settles what a crash left.
             await budget.sync(issuer)
-            service.bind(issuer, budget)
+            service.bind(issuer, budget, storage.approvals)
+            server.audit = storage.audit
             try:
                 await service.push_operator_settings()
                 yield
             finally:
                 service.bind(None)
+                server.audit = None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
@@ -318,7 +352,6 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        audit=AuditLog(home / "audit.jsonl", scrub=redact),
     )
     server.issuer_scope = issuer_scope
     _register_tools(server, service)

@@ -14,7 +14,6 @@ from typing import Any
 from mcp.server.elicitation import ElicitationResult
 
 from . import categories, consent, guardrails
-from .approvals import ApprovalStore
 from .budget import Budget, Landing
 from .consent import ApprovalForm
 from .errors import AgentCardError, InvalidParams, IssuerRejected, NotSupported, TestModeOnly
@@ -23,7 +22,7 @@ from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
 from .models import Authorization, Card, CardList, CardStatus, LedgerPage, Limits, Policy
 from .policy import OperatorPolicy
-from .storage.base import ACTIVE_STATUSES, CardRecord, DayTotals, Hold
+from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals, Hold
 
 __all__ = ["Answer", "CardService"]
 
@@ -32,27 +31,39 @@ Answer = ElicitationResult[ApprovalForm] | None
 
 
 class CardService:
-    def __init__(self, policy: OperatorPolicy, approvals: ApprovalStore) -> None:
+    def __init__(self, policy: OperatorPolicy) -> None:
         self.policy = policy
-        self.approvals = approvals
         self._issuer: Issuer | None = None
         self._budget: Budget | None = None
+        self._approvals: ApprovalStore | None = None
 
     @property
     def bound(self) -> bool:
         return self._issuer is not None
 
-    def bind(self, issuer: Issuer | None, budget: Budget | None = None) -> None:
-        """Attach the issuer and the budget for the server's lifetime (the lifespan owns the
-        issuer's HTTP client and the store's connections)."""
+    def bind(
+        self,
+        issuer: Issuer | None,
+        budget: Budget | None = None,
+        approvals: ApprovalStore | None = None,
+    ) -> None:
+        """Attach the issuer, the budget and the approvals for the server's lifetime (the
+        lifespan owns the issuer's HTTP client and the stores' connections)."""
         self._issuer = issuer
         self._budget = budget
+        self._approvals = approvals
 
     @property
     def budget(self) -> Budget:
         if self._budget is None:
             raise RuntimeError("CardService used outside the server's lifespan")
         return self._budget
+
+    @property
+    def approvals(self) -> ApprovalStore:
+        if self._approvals is None:
+            raise RuntimeError("CardService used outside the server's lifespan")
+        return self._approvals
 
     @property
     def issuer(self) -> Issuer:
@@ -200,7 +211,7 @@ class CardService:
         hold = Hold(card_id=None, commits_cents=daily_limit_cents, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
-            consent.settle(self.approvals, "create_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, "create_card", arguments, verdict, answer)
             card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
             landing.card = card
             if (note := consent.audit_note.get()) is not None:
@@ -262,7 +273,7 @@ class CardService:
         verdict, card = await self.review_unfreeze(card_id)
         arguments = {"card_id": card_id, "approval_id": approval_id}
         if card.status != "frozen":
-            consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
             return card
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
@@ -272,7 +283,7 @@ class CardService:
                                           card.current_daily_spend_cents)  # fmt: skip
         hold = Hold(card_id=card_id, commits_cents=commits, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
-            consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
             landing.card = await self.issuer.unfreeze(card_id)
             return landing.card
 
@@ -318,7 +329,7 @@ class CardService:
         )
         hold = Hold(card_id=card_id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
-            consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
+            await consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
             landing.card = await self.issuer.set_policy(card_id, change)
             expected = Policy(
                 daily_limit_cents=daily_limit_cents or card.daily_limit_cents,
@@ -336,7 +347,7 @@ class CardService:
         arguments = {"card_id": card_id, "approval_id": approval_id}
         hold = Hold(card_id=card_id, commits_cents=0, active=False)
         async with self.budget.hold(hold, self.issuer) as landing:
-            consent.settle(self.approvals, "close_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, "close_card", arguments, verdict, answer)
             landing.card = await self.issuer.close(card_id)
             return landing.card
 
@@ -394,7 +405,7 @@ class CardService:
             max_per_auth_cents=self.policy.max_per_auth_cents,
             require_approval_above_cents=self.policy.require_approval_above_cents,
             spent_today_cents=day.spent_cents,
-            pending_approvals=[f"{a.id}: {a.summary}" for a in self.approvals.pending()],
+            pending_approvals=[f"{a.id}: {a.summary}" for a in await self.approvals.pending()],
             issuer_card_limit=usage.get("limit"),
             issuer_cards_remaining=usage.get("remaining"),
         )

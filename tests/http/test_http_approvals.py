@@ -12,7 +12,7 @@ import pytest
 from mcp.client import ClientRequestContext
 from mcp.types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult
 
-from agentcard_mcp.approvals import ApprovalStore
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
 from tests.http.conftest import serving
 
 pytestmark = pytest.mark.anyio
@@ -75,8 +75,8 @@ async def test_stateless_http_uses_the_out_of_band_path(
                 text = refused.content[0].text  # type: ignore[union-attr]
                 assert text.startswith("approval_required: ")
                 approval_id = text.split("apr_", 1)[1].split()[0].rstrip(".;,")
-                with ApprovalStore(home) as store:
-                    store.approve(f"apr_{approval_id}")
+                async with SqliteApprovals(home) as store:
+                    await store.approve(f"apr_{approval_id}")
                 done = await client.call_tool(
                     "create_card", {**CREATE, "approval_id": f"apr_{approval_id}"}
                 )

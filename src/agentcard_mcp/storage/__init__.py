@@ -3,20 +3,24 @@ SQLite files in the home by default, PostgreSQL when ``AGENTCARD_DATABASE_URL`` 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from ..redaction import redact
 from ..settings import Settings
-from .base import BudgetStore
+from .base import ApprovalStore, AuditSink, BudgetStore
 
-__all__ = ["Storage", "account_of", "open_storage"]
+__all__ = ["Storage", "account_of", "open_storage", "storage_errors"]
 
 
 @dataclass(frozen=True, slots=True)
 class Storage:
     budget: BudgetStore
     backend: str  # "sqlite" or "postgres"
+    approvals: ApprovalStore
+    audit: AuditSink
 
 
 def account_of(settings: Settings) -> str:
@@ -28,19 +32,45 @@ def account_of(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
+async def open_storage(
+    settings: Settings, *, audit_scrub: Callable[[Any], Any] = redact
+) -> AsyncIterator[Storage]:
+    """The backend ``settings`` name; ``audit_scrub`` is applied to every audit record."""
     account = account_of(settings)
     url = settings.database_url_text()
     if url is not None:
         from .postgres import open_postgres  # psycopg is needed only for this backend
 
-        async with open_postgres(url, account) as storage:
+        async with open_postgres(url, account, audit_scrub=audit_scrub) as storage:
             yield storage
         return
+    from .sqlite.approvals import SqliteApprovals
+    from .sqlite.audit import JsonlAudit
     from .sqlite.budget import SqliteBudget
 
-    budget = SqliteBudget(settings.ensure_home(), account)
+    home = settings.ensure_home()
+    budget = SqliteBudget(home, account)
     try:
-        yield Storage(budget=budget, backend="sqlite")
+        approvals = SqliteApprovals(home)
+        try:
+            audit = JsonlAudit(home, audit_scrub)
+            try:
+                yield Storage(budget=budget, backend="sqlite", approvals=approvals, audit=audit)
+            finally:
+                await audit.aclose()
+        finally:
+            await approvals.aclose()
     finally:
         await budget.aclose()
+
+
+def storage_errors(settings: Settings) -> tuple[type[Exception], ...]:
+    """What the configured backend raises when it cannot read or write (a disk error, a lock
+    held too long, the database unreachable): the operator's commands report these."""
+    if settings.database_url_text() is None:
+        import sqlite3
+
+        return (OSError, sqlite3.Error)
+    import psycopg  # the pool's timeout is a psycopg.OperationalError too
+
+    return (OSError, psycopg.Error)

@@ -19,15 +19,19 @@ Budget vocabulary (DESIGN §5):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..approvals import Approval
+from ..audit import AuditRecord, Tail
 from ..models import CardStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ApprovalStore",
+    "AuditSink",
     "BudgetStore",
     "CardRecord",
     "DayTotals",
@@ -131,5 +135,70 @@ class BudgetStore(Protocol):
         ...
 
     async def reservations(self) -> list[Reservation]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ApprovalStore(Protocol):
+    """The operator's approvals, shared by every process and replica; the rules (digest,
+    single use, expiry, the refusals) are approvals.py's, applied the same by every backend.
+
+    Expiry is computed on read, by the store's clock, read once the write's lock is held."""
+
+    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Approval:
+        """A pending approval for this exact call: the one already pending (unexpired) for the
+        same digest, else a new one valid ``APPROVAL_TTL``."""
+        ...
+
+    async def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:
+        """In one transaction holding the approval: it must approve exactly this call, then it
+        is marked used. Of calls racing with one approval, exactly one succeeds; a mismatch
+        leaves it untouched. Raises not_found, approval_required or approval_denied."""
+        ...
+
+    async def record_elicited(
+        self, tool: str, arguments: Mapping[str, Any], summary: str, accepted: bool
+    ) -> Approval:
+        """A decision the human made in band, for the record: ``used`` if accepted (the call
+        goes ahead at once), else ``denied``."""
+        ...
+
+    async def approve(self, approval_id: str) -> Approval:
+        """The operator's yes to a pending, unexpired request (else invalid_params)."""
+        ...
+
+    async def deny(self, approval_id: str) -> Approval: ...
+
+    async def get(self, approval_id: str) -> Approval: ...
+
+    async def pending(self) -> list[Approval]:
+        """Pending, unexpired approvals, oldest first (the order the agent asked in), found
+        through an index on (status, expires_at), not by reading every approval ever made."""
+        ...
+
+    async def recent(self, limit: int = 50) -> list[Approval]:
+        """The most recent approvals of any status, newest first."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class AuditSink(Protocol):
+    """Where the audit records of tool calls go (audit.py): each record scrubbed and capped by
+    ``audit.prepare`` with the sink's ``scrub``, then appended; never changed afterwards."""
+
+    @property
+    def where(self) -> str:
+        """The trail's place, for the operator's messages (a file, or a database table)."""
+        ...
+
+    async def write(self, record: AuditRecord) -> None:
+        """Appends one record; raises if it could not be written."""
+        ...
+
+    async def tail(self, n: int) -> Tail | None:
+        """The last ``n`` records, newest last, and how many unreadable ones were passed over;
+        None when there is no trail yet."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+from ...redaction import redact
 from .. import Storage
+from .approvals import PostgresApprovals
+from .audit import PostgresAudit
 from .budget import PostgresBudget
 from .db import open_pool
 
@@ -13,6 +17,13 @@ __all__ = ["open_postgres"]
 
 
 @asynccontextmanager
-async def open_postgres(url: str, account: str) -> AsyncIterator[Storage]:
+async def open_postgres(
+    url: str, account: str, *, audit_scrub: Callable[[Any], Any] = redact
+) -> AsyncIterator[Storage]:
     async with open_pool(url) as pool:
-        yield Storage(budget=PostgresBudget(pool, account), backend="postgres")
+        yield Storage(
+            budget=PostgresBudget(pool, account),
+            backend="postgres",
+            approvals=PostgresApprovals(pool),
+            audit=PostgresAudit(pool, audit_scrub),
+        )
