@@ -8,10 +8,13 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from agentcard_mcp.approvals import approvals_command, digest
@@ -151,3 +154,43 @@ async def test_the_command_refuses_unknown_expired_and_decided_ids(
     assert (status, "expired" in text) == (2, True)
     assert (await run("approve", None, store, clock))[0] == 2
     assert (await run("frobnicate", None, store, clock))[0] == 2
+
+
+# --- the command as a process: failures of the store the settings name -------------------------
+
+SCRIPT = Path(sys.executable).with_name("agentcard-mcp")
+
+
+async def approvals_process(home: Path, *args: str, **env: str) -> tuple[int, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("AGENTCARD_")}
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [str(SCRIPT), "approvals", *args],
+            env={**clean, "AGENTCARD_HOME": str(home), **env},
+            cwd=home.parent,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    assert done.stdout == b""
+    return done.returncode, done.stderr.decode()
+
+
+async def test_the_command_says_where_the_store_could_not_be_opened(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    os.makedirs(home / "approvals.db")  # not a file
+    status, err = await approvals_process(home, "list")
+    assert status == 2
+    assert err.startswith(f"agentcard-mcp approvals list: {home}: "), err
+    assert "Traceback" not in err
+
+
+async def test_a_database_url_that_is_not_postgresql_is_refused_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    os.makedirs(home)
+    url = "mysql://operator:hunter2secret@db.internal/cards"
+    status, err = await approvals_process(home, "approve", "apr_x", AGENTCARD_DATABASE_URL=url)
+    assert status == 2
+    assert "AGENTCARD_DATABASE_URL must be a postgresql:// URL" in err
+    assert "hunter2secret" not in err

@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit",
         help="read the audit log (every tool call, refused ones included)",
-        description="The audit log, AGENTCARD_HOME/audit.jsonl: one JSON line per tool call.",
+        description="The audit log, one record per tool call: AGENTCARD_HOME/audit.jsonl, or "
+        "the audit_records table of AGENTCARD_DATABASE_URL.",
     )
     audit_actions = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
     tail = audit_actions.add_parser("tail", help="the last records")
