@@ -9,6 +9,7 @@ write, the card's policy is read back from the issuer and must be what was asked
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.elicitation import ElicitationResult
@@ -270,6 +271,13 @@ class CardService:
     async def unfreeze_card(
         self, card_id: str, *, approval_id: str | None = None, answer: Answer = None
     ) -> Card:
+        return await _again_if_moved(
+            lambda: self._unfreeze_once(card_id, approval_id=approval_id, answer=answer)
+        )
+
+    async def _unfreeze_once(
+        self, card_id: str, *, approval_id: str | None, answer: Answer
+    ) -> Card:
         verdict, card = await self.review_unfreeze(card_id)
         arguments = {"card_id": card_id, "approval_id": approval_id}
         if card.status != "frozen":
@@ -283,9 +291,22 @@ class CardService:
                                           card.current_daily_spend_cents)  # fmt: skip
         hold = Hold(card_id=card_id, commits_cents=commits, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
+            await self._unchanged_since_review(card)
             await consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
             landing.card = await self.issuer.unfreeze(card_id)
             return landing.card
+
+    async def _unchanged_since_review(self, reviewed: Card) -> None:
+        """Inside the card's hold: the card is still as it was reviewed. The checks were made
+        against the card as read before the reservation, and another write to it may have
+        landed in between (a raise while it was frozen, an unfreeze); writes to one card go
+        one at a time, so a read now sees every earlier one."""
+        current = await self.issuer.get_card(reviewed.id)
+        if _state(current) != _state(reviewed):
+            raise _CardMoved(
+                f"card {reviewed.id} changed while this call ran (another change to it landed "
+                "first); it was not changed. Read it again with get_card, then repeat the call."
+            )
 
     async def set_policy(
         self,
@@ -296,6 +317,27 @@ class CardService:
         mcc_allowlist: list[str] | None = None,
         approval_id: str | None = None,
         answer: Answer = None,
+    ) -> Card:
+        return await _again_if_moved(
+            lambda: self._set_policy_once(
+                card_id,
+                daily_limit_cents=daily_limit_cents,
+                per_auth_max_cents=per_auth_max_cents,
+                mcc_allowlist=mcc_allowlist,
+                approval_id=approval_id,
+                answer=answer,
+            )
+        )
+
+    async def _set_policy_once(
+        self,
+        card_id: str,
+        *,
+        daily_limit_cents: int | None,
+        per_auth_max_cents: int | None,
+        mcc_allowlist: list[str] | None,
+        approval_id: str | None,
+        answer: Answer,
     ) -> Card:
         verdict, card = await self.review_set_policy(
             card_id,
@@ -329,6 +371,7 @@ class CardService:
         )
         hold = Hold(card_id=card_id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
+            await self._unchanged_since_review(card)
             await consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
             landing.card = await self.issuer.set_policy(card_id, change)
             expected = Policy(
@@ -409,6 +452,31 @@ class CardService:
             issuer_card_limit=usage.get("limit"),
             issuer_cards_remaining=usage.get("remaining"),
         )
+
+
+# How often a write to a card is reviewed again when the card changed under it.
+_ATTEMPTS = 3
+
+
+class _CardMoved(AgentCardError):
+    """The card changed between its review and its reservation. An AgentCardError (the issuer
+    did nothing, so the reservation is released) that the caller retries; after the last
+    attempt the agent is told to try again."""
+
+    code = "issuer_unavailable"
+
+
+async def _again_if_moved(attempt: Callable[[], Awaitable[Card]]) -> Card:
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except _CardMoved:
+            continue
+    return await attempt()
+
+
+def _state(card: Card) -> tuple[str, int, int, list[str]]:
+    return card.status, card.daily_limit_cents, card.per_auth_max_cents, sorted(card.mcc_allowlist)
 
 
 def _same_policy(actual: Policy, expected: Policy) -> bool:
