@@ -17,11 +17,11 @@ clients, so client and server do not share a GIL; on 2 cores each gets one):
 
 The rate limiter: every key has ClawHQ's top tier, 300 requests a minute, so one client would
 be held to 5 calls a second and the benchmark would measure the limiter's sleep. The app is
-built by ``create_http_app`` unchanged, then its ``KeyAuth`` is given a token bucket that still
-counts every request but never refuses one. Everything else ``KeyAuth`` does runs on every
-request: the key format, the SHA-256 lookup in ``keys.db``, the session-to-key binding, the
-scope check (a ``cards:read`` key: the body is parsed for the tools it calls), the last-used
-update.
+built by ``create_http_app`` unchanged, on storage whose rate limits are the SQLite backend's
+token buckets wrapped to count every request but never refuse one. Everything else ``KeyAuth``
+does runs on every request: the key format, the SHA-256 lookup in ``keys.db``, the
+session-to-key binding, the scope check (a ``cards:read`` key: the body is parsed for the tools
+it calls), the last-used update.
 
 Each client has its own connection and its own session (``initialize`` with 2025-11-25, then
 ``notifications/initialized``), opened before measuring, and speaks the protocol with plain
@@ -48,7 +48,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ import anyio  # noqa: E402
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from mcp.server import MCPServer  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
 from starlette.types import ASGIApp  # noqa: E402
 
 from bench.machine import load_average, mcp_version, verdict  # noqa: E402
@@ -86,7 +87,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as agentcard-m
 # --- the servers (each runs in a child process: this file with --serve) ---------------------
 
 
-def floor_app() -> ASGIApp:
+def floor_app() -> Starlette:
     floor: MCPServer[Any] = MCPServer("floor")
 
     @floor.tool()
@@ -97,48 +98,58 @@ def floor_app() -> ASGIApp:
 
 
 def floor_auth_app(home: Path) -> ASGIApp:
-    """The floor behind KeyAuth, with the limiter that counts but never refuses."""
-    from agentcard_mcp.http_auth import KeyAuth
-    from agentcard_mcp.keys import KeyStore
+    """The floor behind KeyAuth, on the home's storage with rate limits that count but never
+    refuse; the storage opened by the app's lifespan, as create_http_app does."""
+    from starlette.routing import Mount
 
-    return KeyAuth(floor_app(), KeyStore(home), limiter=_counting_limiter())
+    from agentcard_mcp.http_auth import AuthState, KeyAuth
+    from agentcard_mcp.settings import Settings
+
+    floor = floor_app()
+    storage = counting_storage(Settings(home=home))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[AuthState]:
+        async with storage() as opened, floor.router.lifespan_context(floor):
+            yield {"storage": opened}
+
+    return Starlette(routes=[Mount("", app=KeyAuth(floor))], lifespan=lifespan)
 
 
-def _counting_limiter() -> Any:
-    from agentcard_mcp.http_auth import RateLimiter
+class CountingRates:
+    """The token bucket's work on every request; its verdict ignored."""
 
-    class CountingLimiter(RateLimiter):
-        """The token bucket's arithmetic on every request; its verdict ignored."""
+    def __init__(self, rates: Any) -> None:
+        self._rates = rates
 
-        def take(self, key_id: str, rate: int) -> float | None:
-            super().take(key_id, rate)
-            return None
+    async def take(self, key_id: str, rate_per_minute: int) -> float | None:
+        await self._rates.take(key_id, rate_per_minute)
+        return None
 
-    return CountingLimiter()
+
+def counting_storage(settings: Any) -> Any:
+    """Opens the storage ``settings`` name, its rate limits wrapped in ``CountingRates``."""
+    import dataclasses
+
+    from agentcard_mcp.storage import Storage, open_storage
+
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[Storage]:
+        async with open_storage(settings) as storage:
+            yield dataclasses.replace(storage, rates=CountingRates(storage.rates))
+
+    return opened
 
 
 def agentcard_app(home: Path) -> ASGIApp:
-    """``create_http_app`` as the CLI calls it, then its limiter swapped for one that counts
-    but never refuses. Fails loudly if the app no longer has exactly one KeyAuth to adjust."""
-    from starlette.routing import Mount
-
+    """``create_http_app`` as the CLI calls it, on storage whose rate limits count but never
+    refuse."""
     from agentcard_mcp.http_app import HttpOptions, create_http_app
-    from agentcard_mcp.http_auth import KeyAuth
-    from agentcard_mcp.keys import KeyStore
     from agentcard_mcp.server import create_server
     from agentcard_mcp.settings import Settings
 
-    server = create_server(Settings(issuer="sandbox", home=home, policy_file=PERMISSIVE_POLICY))
-    app = create_http_app(server, KeyStore(home), HttpOptions())
-    auths = [
-        route.app
-        for route in app.routes
-        if isinstance(route, Mount) and isinstance(route.app, KeyAuth)
-    ]
-    if len(auths) != 1:
-        raise RuntimeError(f"expected one KeyAuth mounted by create_http_app, found {len(auths)}")
-    auths[0].limiter = _counting_limiter()
-    return app
+    settings = Settings(issuer="sandbox", home=home, policy_file=PERMISSIVE_POLICY)
+    return create_http_app(create_server(settings), HttpOptions(), counting_storage(settings))
 
 
 def _serve(which: str, home: Path | None) -> None:
@@ -520,30 +531,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+async def make_keys(home: Path) -> tuple[str, list[str], list[str]]:
+    """One cards:write key that makes the card get_card reads, a cards:read key per agentcard
+    client and a cards:write key per floor+auth client, in the home's keys.db."""
+    from agentcard_mcp.storage.sqlite.keys import SqliteKeyStore
+
+    store = SqliteKeyStore(home)
+    try:
+        writer, _ = await store.create("bench-writer", rate=RATE)
+        readers = [
+            (await store.create(f"bench-{i}", scope="cards:read", rate=RATE))[0]
+            for i in range(max(CONCURRENCY))
+        ]
+        writers = [
+            (await store.create(f"bench-floor-{i}", rate=RATE))[0] for i in range(max(CONCURRENCY))
+        ]
+    finally:
+        await store.aclose()
+    return writer, readers, writers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
         _serve(args.serve, args.home)
         return 0
-    from agentcard_mcp.keys import KeyStore
-
     print_header(args)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="agentcard-bench-http-") as name:
         tmp = Path(name)
         home = tmp / "home"
-        store = KeyStore(home)  # the keys exist before the server reads keys.db
-        try:
-            writer, _ = store.create("bench-writer", rate=RATE)  # makes the card get_card reads
-            readers = [
-                store.create(f"bench-{i}", scope="cards:read", rate=RATE)[0]
-                for i in range(max(CONCURRENCY))
-            ]
-            writers = [
-                store.create(f"bench-floor-{i}", rate=RATE)[0] for i in range(max(CONCURRENCY))
-            ]
-        finally:
-            store.close()
+        # The keys exist before the servers start.
+        writer, readers, writers = anyio.run(make_keys, home)
         servers: list[Served] = []
         try:
             with (

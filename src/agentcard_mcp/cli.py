@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "keys",
         help="API keys for the HTTP transports: create, list, revoke",
         description="API keys for `serve --transport http|sse`: amcp_ + 32 characters, shown "
-        "once, stored only as a SHA-256 digest in AGENTCARD_HOME/keys.db.",
+        "once, stored only as a SHA-256 digest in AGENTCARD_HOME/keys.db, or in the "
+        "AGENTCARD_DATABASE_URL database that replicas share.",
     )
     key_actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = key_actions.add_parser("create", help="make a key and print it (once)")
@@ -259,15 +260,20 @@ def _operator_command(args: argparse.Namespace) -> int:
     if args.command == "keys":
         from .keys import keys_command
 
-        return keys_command(
-            args.action,
-            settings.ensure_home(),
-            sys.stdout,
-            sys.stderr,
-            name=getattr(args, "name", None),
-            scope=getattr(args, "scope", "cards:write"),
-            rate=getattr(args, "rate", 60),
-            key_id=getattr(args, "key_id", None),
+        return _with_storage(
+            settings,
+            f"agentcard-mcp keys {args.action}",
+            2,
+            lambda storage: keys_command(
+                args.action,
+                storage.keys,
+                sys.stdout,
+                sys.stderr,
+                name=getattr(args, "name", None),
+                scope=getattr(args, "scope", "cards:write"),
+                rate=getattr(args, "rate", 60),
+                key_id=getattr(args, "key_id", None),
+            ),
         )
     from .audit import audit_command
 
@@ -338,7 +344,7 @@ def _serve(args: argparse.Namespace) -> int:
         _set_log_level(settings.log_level)
         server = create_server(settings)  # a bad policy file stops it here, naming the key
         if transport != "stdio":
-            return _serve_http(server, settings.ensure_home(), args)
+            return _serve_http(server, settings, args)
     except AgentCardError as exc:
         _fail("agentcard-mcp", exc)
         return 2
@@ -352,9 +358,8 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_http(server: CardServer, home: Path, args: argparse.Namespace) -> int:
+def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
     from .http_app import HttpOptions, serve_http
-    from .keys import KeyStore
 
     options = HttpOptions(
         transport=args.transport,
@@ -364,11 +369,7 @@ def _serve_http(server: CardServer, home: Path, args: argparse.Namespace) -> int
         allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin),
     )
-    store = KeyStore(home)
-    try:
-        serve_http(server, store, options)
-    finally:
-        store.close()
+    serve_http(server, settings, options)
     return 0
 
 

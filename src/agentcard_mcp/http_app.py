@@ -4,17 +4,23 @@ request) or legacy SSE at ``/sse``, behind ``KeyAuth``, with an unauthenticated 
 Host and Origin are checked by the SDK's TransportSecuritySettings, always set here: loopback
 names plus whatever the operator allows with ``--allowed-host``/``--allowed-origin``. A foreign
 Host gets 421 and a foreign Origin 403 whatever address the server is bound to.
+
+The app's lifespan opens its storage (``open_storage``: the home's SQLite files, or the
+PostgreSQL of ``AGENTCARD_DATABASE_URL``) for as long as it serves; ``KeyAuth`` finds the keys,
+rate buckets and session bindings there. Replicas on one PostgreSQL therefore act as one server.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
+import anyio
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -23,11 +29,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from .errors import InvalidParams
-from .http_auth import KeyAuth
-from .keys import KeyStore
+from .http_auth import AuthState, KeyAuth
 from .server import CardServer
+from .settings import Settings
+from .storage import Storage, open_storage
+from .storage.base import KeyStore
 
-__all__ = ["HttpOptions", "create_http_app", "serve_http"]
+__all__ = ["HttpOptions", "OpenStorage", "check_bind", "create_http_app", "serve_http"]
+
+# Opens the storage the app serves from, for as long as it serves: ``partial(open_storage,
+# settings)`` as the CLI does, or a wrapper around it (the benchmark's counting rate limits).
+OpenStorage = Callable[[], AbstractAsyncContextManager[Storage]]
 
 log = logging.getLogger("agentcard_mcp.http")
 
@@ -66,7 +78,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_http_app(server: CardServer, store: KeyStore, options: HttpOptions) -> Starlette:
+def create_http_app(server: CardServer, options: HttpOptions, storage: OpenStorage) -> Starlette:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=options.hosts,
@@ -81,11 +93,15 @@ def create_http_app(server: CardServer, store: KeyStore, options: HttpOptions) -
         mcp_app = server.sse_app(transport_security=security, host=options.host)
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        # The issuer opens once for every session; then the transport's own lifespan (the
-        # streamable HTTP session manager) runs inside it.
-        async with server.issuer_scope(), mcp_app.router.lifespan_context(mcp_app):
-            yield
+    async def lifespan(_: Starlette) -> AsyncIterator[AuthState]:
+        # The storage and the issuer open once for every session; then the transport's own
+        # lifespan (the streamable HTTP session manager) runs inside them.
+        async with (
+            storage() as opened,
+            server.issuer_scope(),
+            mcp_app.router.lifespan_context(mcp_app),
+        ):
+            yield {"storage": opened}
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})  # nothing about keys, cards or the issuer
@@ -93,16 +109,16 @@ def create_http_app(server: CardServer, store: KeyStore, options: HttpOptions) -
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("", app=KeyAuth(mcp_app, store)),
+            Mount("", app=KeyAuth(mcp_app)),
         ],
         lifespan=lifespan,
     )
 
 
-def check_bind(options: HttpOptions, store: KeyStore) -> None:
+async def check_bind(options: HttpOptions, keys: KeyStore) -> None:
     """Refuses a non-loopback address while no key exists: it would serve nobody and invite a
     guess at what is listening."""
-    if is_loopback(options.host) or store.any_active():
+    if is_loopback(options.host) or await keys.any_active():
         return
     raise InvalidParams(
         f"refusing to bind {options.host}: no API key exists yet. Create one with "
@@ -112,10 +128,18 @@ def check_bind(options: HttpOptions, store: KeyStore) -> None:
     )
 
 
-def serve_http(server: CardServer, store: KeyStore, options: HttpOptions) -> None:
-    check_bind(options, store)
-    if not store.any_active():
-        log.warning("no API keys yet: every request will get 401 until `agentcard-mcp keys create`")
+async def _check_keys(options: HttpOptions, storage: OpenStorage) -> None:
+    async with storage() as opened:
+        await check_bind(options, opened.keys)
+        if not await opened.keys.any_active():
+            log.warning(
+                "no API keys yet: every request will get 401 until `agentcard-mcp keys create`"
+            )
+
+
+def serve_http(server: CardServer, settings: Settings, options: HttpOptions) -> None:
+    storage = partial(open_storage, settings)
+    anyio.run(_check_keys, options, storage)
     log.warning(
         "serving %s on http://%s:%d%s (allowed hosts: %s; allowed origins: %s)",
         "streamable HTTP" + (" (stateless)" if options.stateless else "")
@@ -127,7 +151,7 @@ def serve_http(server: CardServer, store: KeyStore, options: HttpOptions) -> Non
         ", ".join(options.hosts),
         ", ".join(options.origins),
     )
-    app = create_http_app(server, store, options)
+    app = create_http_app(server, options, storage)
     config = uvicorn.Config(
         app, host=options.host, port=options.port, log_level="warning", lifespan="on"
     )

@@ -4,41 +4,46 @@ Every request is checked in ClawHQ's order (issuer-docs/clawhq-api-keys.txt):
 
 1. **format** — ``Authorization: Bearer amcp_`` + 32 lowercase alphanumerics; a key in the query
    string is refused outright (URLs end up in logs and browser history);
-2. **hash lookup** — the SHA-256 digest against ``<home>/keys.db``, on every request, so a
-   revoked key is refused on its next one; a session (``Mcp-Session-Id``, or SSE's
+2. **hash lookup** — the SHA-256 digest against the key store, on every request, so a key
+   revoked anywhere is refused on its next one; a session (``Mcp-Session-Id``, or SSE's
    ``session_id``) answers only the key that opened it;
 3. **scope** — ``cards:read`` keys may call only the read tools; ``cards:write`` may call all;
 4. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After.
 
 Refusals are ``{"error": "...", "code": "...", "status": N}``. The key's id becomes the audit
 log's ``caller`` for the calls it makes. Open streams are watched: revoking the key ends them.
+
+Keys, rate buckets and session bindings are the app's storage (storage.base: ``KeyStore``,
+``RateLimits``, ``SessionBindings``), opened by the app's lifespan and handed to every request
+in Starlette's lifespan state (``AuthState``). On PostgreSQL they are shared by every replica:
+one key store, one bucket per key, one session's binding seen by all.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .consent import caller
-from .keys import KEY_PATTERN, ApiKey, KeyStore, hash_key, keys_command, new_key
+from .keys import KEY_PATTERN, ApiKey, hash_key, keys_command, new_key
+from .storage import Storage
+from .storage.base import KeyStore, RateLimits, SessionBindings
 
-# The keys themselves live in keys.py (one concept per module); they are part of this API too.
+# The keys themselves live in keys.py (one concept per module) and their stores in storage/;
+# they are part of this API too.
 __all__ = [
     "KEY_PATTERN",
     "READ_TOOLS",
     "ApiKey",
+    "AuthState",
     "KeyAuth",
     "KeyStore",
-    "RateLimiter",
+    "RateLimits",
     "SessionBindings",
     "hash_key",
     "keys_command",
@@ -52,41 +57,10 @@ _WATCH_EVERY = 1.0  # seconds between checks that an open stream's key is still 
 _QUERY_KEY_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token", "auth"})
 
 
-@dataclass
-class RateLimiter:
-    """A token bucket per key: ``rate`` requests a minute, in bursts of at most ``rate``."""
+class AuthState(TypedDict):
+    """What the app's lifespan yields (Starlette's lifespan state) for ``KeyAuth``."""
 
-    clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> tokens, at
-
-    def take(self, key_id: str, rate: int) -> float | None:
-        """None if the request may go ahead (a token is used), else seconds until it may."""
-        now = self.clock()
-        tokens, at = self._buckets.get(key_id, (float(rate), now))
-        tokens = min(float(rate), tokens + (now - at) * rate / 60.0)
-        if tokens >= 1.0:
-            self._buckets[key_id] = (tokens - 1.0, now)
-            return None
-        self._buckets[key_id] = (tokens, now)
-        return (1.0 - tokens) * 60.0 / rate
-
-
-class SessionBindings:
-    """Session id -> the key id that opened it. Bounded: the oldest bindings go first (a
-    forgotten session then answers no key at all — the SDK no longer knows it either)."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._bound: OrderedDict[str, str] = OrderedDict()
-        self._limit = limit
-
-    def bind(self, session_id: str, key_id: str) -> None:
-        self._bound.setdefault(session_id, key_id)
-        self._bound.move_to_end(session_id)
-        while len(self._bound) > self._limit:
-            self._bound.popitem(last=False)
-
-    def owner(self, session_id: str) -> str | None:
-        return self._bound.get(session_id)
+    storage: Storage
 
 
 class _Refused(Exception):
@@ -96,46 +70,46 @@ class _Refused(Exception):
 
 
 class KeyAuth:
-    """The middleware. ``store`` is read on every request; nothing about keys is cached."""
+    """The middleware. The stores it reads on every request are those of the app's lifespan
+    state (``AuthState``); nothing about keys is remembered here."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        store: KeyStore,
-        *,
-        limiter: RateLimiter | None = None,
-        watch_every: float = _WATCH_EVERY,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, watch_every: float = _WATCH_EVERY) -> None:
         self.app = app
-        self.store = store
-        self.limiter = limiter or RateLimiter()
-        self.sessions = SessionBindings()
         self.watch_every = watch_every
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        storage = _storage(scope)
         try:
-            key = self._authenticate(scope)
+            key = await self._authenticate(storage.keys, scope)
             session_id = _session_id(scope)
-            self._check_session(session_id, key)
+            owner = await self._check_session(storage.sessions, session_id, key)
             body = await _read_body(receive) if scope["method"] == "POST" else b""
             self._check_scope(key, body)
-            self._check_rate(key)
+            await self._check_rate(storage.rates, key)
         except _Refused as refused:
             await _refuse(send, refused)
             return
-        self.store.touch(key.id, time.monotonic())
+        await storage.keys.touch(key.id)
+        # A session this key already holds is not bound again: one write per session, not one
+        # per request.
+        held = session_id if owner == key.id else None
         token = caller.set(key.id)
         try:
-            await self._serve(scope, _replay(body, receive), self._binding_send(send, key))
+            await self._serve(
+                storage.keys,
+                scope,
+                _replay(body, receive),
+                self._binding_send(storage.sessions, send, key, held),
+            )
         finally:
             caller.reset(token)
 
     # -- the checks, in order ---------------------------------------------------------------
 
-    def _authenticate(self, scope: Scope) -> ApiKey:
+    async def _authenticate(self, keys: KeyStore, scope: Scope) -> ApiKey:
         for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
             if name.lower() in _QUERY_KEY_NAMES or value.startswith("amcp_"):
                 raise _Refused(
@@ -148,17 +122,21 @@ class KeyAuth:
         presented = presented.strip()
         if scheme.lower() != "bearer" or not KEY_PATTERN.fullmatch(presented):
             raise _Refused(401, "INVALID_KEY", "Invalid API key")
-        key = self.store.find(presented)
+        key = await keys.find(presented)
         if key is None:
             raise _Refused(401, "INVALID_KEY", "Invalid API key")
         return key
 
-    def _check_session(self, session_id: str | None, key: ApiKey) -> None:
+    async def _check_session(
+        self, sessions: SessionBindings, session_id: str | None, key: ApiKey
+    ) -> str | None:
+        """The key the session is bound to (None: no session, or one not bound)."""
         if session_id is None:
-            return
-        owner = self.sessions.owner(session_id)
+            return None
+        owner = await sessions.owner(session_id)
         if owner is not None and owner != key.id:
             raise _Refused(403, "SESSION_KEY_MISMATCH", "This session belongs to another key")
+        return owner
 
     def _check_scope(self, key: ApiKey, body: bytes) -> None:
         if key.scope == "cards:write" or not body:
@@ -171,16 +149,19 @@ class KeyAuth:
                     f"This key's scope is cards:read; {tool[:64]} needs cards:write",
                 )
 
-    def _check_rate(self, key: ApiKey) -> None:
-        wait = self.limiter.take(key.id, key.rate)
+    async def _check_rate(self, rates: RateLimits, key: ApiKey) -> None:
+        wait = await rates.take(key.id, key.rate)
         if wait is not None:
             raise _Refused(429, "RATE_LIMITED", "Rate limit exceeded", retry_after=wait)
 
     # -- serving ------------------------------------------------------------------------------
 
-    def _binding_send(self, send: Send, key: ApiKey) -> Send:
+    def _binding_send(
+        self, sessions: SessionBindings, send: Send, key: ApiKey, held: str | None
+    ) -> Send:
         """Binds a session the response opens to the key that opened it: streamable HTTP's
-        ``Mcp-Session-Id`` header, or the ``session_id`` in SSE's first (endpoint) event."""
+        ``Mcp-Session-Id`` header, or the ``session_id`` in SSE's first (endpoint) event. The
+        session the request named is not bound again when this key ``held`` it already."""
         bound = False
 
         async def bind_then_send(message: Message) -> None:
@@ -188,20 +169,21 @@ class KeyAuth:
             if not bound and message["type"] == "http.response.start":
                 sid = _header_of(message.get("headers", []), b"mcp-session-id")
                 if sid is not None:
-                    self.sessions.bind(sid, key.id)
+                    if sid != held:
+                        await sessions.bind(sid, key.id)
                     bound = True
             elif not bound and message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 at = chunk.find(b"session_id=")
                 if at >= 0:
                     sid_bytes = chunk[at + len(b"session_id=") :].split(b"\r")[0].split(b"\n")[0]
-                    self.sessions.bind(sid_bytes.decode("latin-1").strip(), key.id)
+                    await sessions.bind(sid_bytes.decode("latin-1").strip(), key.id)
                     bound = True
             await send(message)
 
         return bind_then_send
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, keys: KeyStore, scope: Scope, receive: Receive, send: Send) -> None:
         """Runs the app; a long-lived stream (a GET) is ended when its key is revoked. The app
         is told the client went away (``http.disconnect``), as when a client hangs up, so the
         transport closes the stream and its session state the way it always does."""
@@ -245,7 +227,7 @@ class KeyAuth:
             async def watch() -> None:
                 while not revoked.is_set():
                     await anyio.sleep(self.watch_every)
-                    if not self.store.is_active(key_id):
+                    if not await keys.is_active(key_id):
                         revoked.set()
                 # A transport that ignores the disconnect is stopped outright.
                 await anyio.sleep(5 * self.watch_every)
@@ -256,6 +238,13 @@ class KeyAuth:
             tasks.cancel_scope.cancel()
         if started and not ended:  # the stream was cut: end the response properly
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _storage(scope: Scope) -> Storage:
+    storage = scope.get("state", {}).get("storage")
+    if not isinstance(storage, Storage):
+        raise RuntimeError("KeyAuth needs the app's lifespan to yield AuthState (see http_app)")
+    return storage
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

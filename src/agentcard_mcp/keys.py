@@ -2,8 +2,12 @@
 (issuer-docs/clawhq-api-keys.txt): ``amcp_`` + 32 lowercase alphanumerics, shown once when made,
 stored only as a SHA-256 digest next to a short display prefix, each with a scope and a rate.
 
-Keys live in ``<home>/keys.db`` (mode 0600): the operator's ``keys`` command writes it and the
-HTTP server reads it on every request, so a revocation takes effect on the next one.
+This module is the key itself — its format, digest, display prefix, scopes and rates, what a new
+one must be, and the constant-time match — shared by both places keys are kept (DESIGN §12):
+``<home>/keys.db`` (storage/sqlite/keys.py) or the ``api_keys`` table of
+``AGENTCARD_DATABASE_URL`` (storage/postgres/keys.py). Either is read on every request, so a
+revocation takes effect on the next one. ``keys_command`` is the operator's ``keys`` command on
+the configured one.
 """
 
 from __future__ import annotations
@@ -11,28 +15,32 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import string
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, TextIO, cast
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from .errors import InvalidParams, NotFound
 
+if TYPE_CHECKING:
+    from .storage.base import KeyStore
+
 __all__ = [
     "KEY_PATTERN",
+    "LAST_USED_EVERY",
     "RATES",
     "SCOPES",
     "ApiKey",
-    "KeyStore",
+    "NewKey",
     "Scope",
+    "StoredKey",
+    "already_revoked",
     "hash_key",
     "keys_command",
+    "mint",
     "new_key",
+    "no_such_key",
+    "timestamp",
 ]
 
 Scope = Literal["cards:read", "cards:write"]
@@ -41,27 +49,9 @@ RATES = (30, 60, 120, 300)  # requests per minute, ClawHQ's tiers
 KEY_PATTERN = re.compile(r"amcp_[a-z0-9]{32}")
 _ALPHABET = string.ascii_lowercase + string.digits
 _PREFIX_CHARS = 9  # "amcp_" and four more: enough to tell keys apart, far too few to guess one
-_LAST_USED_EVERY = 60.0  # seconds: last_used is written at most this often per key
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    prefix      TEXT NOT NULL,
-    sha256      TEXT NOT NULL UNIQUE,
-    scope       TEXT NOT NULL,
-    rate        INTEGER NOT NULL,
-    created_at  TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at  TEXT
-);
-"""
-
-
-_BY = {
-    "sha256": "SELECT * FROM api_keys WHERE sha256 = ?",
-    "id": "SELECT * FROM api_keys WHERE id = ?",
-}
+# Seconds: a key's last use is written at most this often (per key and process), since a write
+# per request would serialize every request on the database.
+LAST_USED_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +70,40 @@ class ApiKey:
         return self.revoked_at is None
 
 
+@dataclass(frozen=True)
+class StoredKey:
+    """A key's record as a backend keeps it: the record and the digest it is found by."""
+
+    record: ApiKey
+    sha256: str
+
+    def matches(self, presented: str) -> ApiKey | None:
+        """The record, if ``presented`` is this key and it is active. The digest was looked up;
+        it is compared again in constant time, so nothing about a stored digest leaks."""
+        if not secrets.compare_digest(self.sha256, hash_key(presented)):
+            return None
+        return self.record if self.record.active else None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key about to be stored. ``key`` itself is shown once and never stored."""
+
+    key: str
+    id: str
+    name: str
+    scope: Scope
+    rate: int
+
+    @property
+    def prefix(self) -> str:
+        return self.key[:_PREFIX_CHARS]
+
+    @property
+    def sha256(self) -> str:
+        return hash_key(self.key)
+
+
 def new_key() -> str:
     return "amcp_" + "".join(secrets.choice(_ALPHABET) for _ in range(32))
 
@@ -88,157 +112,38 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def timestamp(moment: datetime | None = None) -> str:
+    """How a key's times read: UTC, ISO 8601, to the second."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
-class KeyStore:
-    """The keys in ``<home>/keys.db``. Thread-safe; other processes are kept apart by SQLite."""
-
-    def __init__(self, home: Path) -> None:
-        self.path = Path(home) / "keys.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(mode=0o600, exist_ok=True)
-        self.path.chmod(0o600)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=5
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.executescript(_SCHEMA)
-        self._used: dict[str, float] = {}  # key id -> monotonic time last_used was written
-        # Lookups are remembered until the database changes: SQLite's data_version moves when
-        # another connection (the operator's `keys revoke`) commits, and this store's own writes
-        # forget them too, so a revocation still counts from the very next request.
-        self._found: dict[str, sqlite3.Row | None] = {}
-        self._version = -1
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> KeyStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._found.clear()  # this connection's own commits do not move data_version
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def create(
-        self, name: str, *, scope: str = "cards:write", rate: int = 60
-    ) -> tuple[str, ApiKey]:
-        """A new key and its record; the key itself is returned once and never stored."""
-        name = name.strip()
-        if not name or len(name) > 100 or not name.isprintable():
-            raise InvalidParams("--name must be 1 to 100 printable characters.")
-        if scope not in SCOPES:
-            raise InvalidParams(f"--scope must be one of {', '.join(SCOPES)}, not {scope!r}.")
-        if rate not in RATES:
-            raise InvalidParams(f"--rate must be one of {', '.join(map(str, RATES))} per minute.")
-        key = new_key()
-        key_id = "key_" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO api_keys (id, name, prefix, sha256, scope, rate, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, name, key[:_PREFIX_CHARS], hash_key(key), scope, rate, _now()),
-            )
-        return key, self.get(key_id)
-
-    def get(self, key_id: str) -> ApiKey:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no key {key_id[:40]!r}; `agentcard-mcp keys list` shows them.")
-        return _record(row)
-
-    def find(self, key: str) -> ApiKey | None:
-        """The active key whose digest matches, or None. The digest is looked up, then compared
-        in constant time: nothing about a stored digest leaks through the comparison."""
-        digest = hash_key(key)
-        row = self._lookup("sha256", digest)
-        if row is None or not secrets.compare_digest(row["sha256"], digest):
-            return None
-        record = _record(row)
-        return record if record.active else None
-
-    def is_active(self, key_id: str) -> bool:
-        row = self._lookup("id", key_id)
-        return row is not None and row["revoked_at"] is None
-
-    def _lookup(self, column: Literal["sha256", "id"], value: str) -> sqlite3.Row | None:
-        with self._lock:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version:
-                self._found.clear()
-                self._version = version
-            cache_key = f"{column}:{value}"
-            if cache_key not in self._found:
-                if len(self._found) > 10_000:  # unknown keys tried at random must not pile up
-                    self._found.clear()
-                self._found[cache_key] = self._conn.execute(_BY[column], (value,)).fetchone()
-            return self._found[cache_key]
-
-    def touch(self, key_id: str, monotonic_now: float) -> None:
-        """Records that the key was used, at most once a minute (a write per request would
-        serialize every request on SQLite's lock)."""
-        if monotonic_now - self._used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
-            return
-        self._used[key_id] = monotonic_now
-        with self._transaction() as conn:
-            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (_now(), key_id))
-
-    def all(self) -> list[ApiKey]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM api_keys ORDER BY created_at, id").fetchall()
-        return [_record(row) for row in rows]
-
-    def any_active(self) -> bool:
-        return any(key.active for key in self.all())
-
-    def revoke(self, key_id: str) -> ApiKey:
-        with self._transaction() as conn:
-            done = conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (_now(), key_id),
-            ).rowcount
-        key = self.get(key_id)  # NotFound for an unknown id
-        if not done:
-            raise InvalidParams(f"key {key_id} was already revoked at {key.revoked_at}.")
-        return key
+def mint(name: str, *, scope: str = "cards:write", rate: int = 60) -> NewKey:
+    """A new key named ``name``; invalid_params for a name, scope or rate it cannot have."""
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise InvalidParams("--name must be 1 to 100 printable characters.")
+    if scope not in SCOPES:
+        raise InvalidParams(f"--scope must be one of {', '.join(SCOPES)}, not {scope!r}.")
+    if rate not in RATES:
+        raise InvalidParams(f"--rate must be one of {', '.join(map(str, RATES))} per minute.")
+    key_id = "key_" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+    return NewKey(new_key(), key_id, name, scope, rate)
 
 
-def _record(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        prefix=row["prefix"],
-        scope=cast(Scope, row["scope"]),
-        rate=row["rate"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
-        revoked_at=row["revoked_at"],
-    )
+def no_such_key(key_id: str) -> NotFound:
+    return NotFound(f"no key {key_id[:40]!r}; `agentcard-mcp keys list` shows them.")
+
+
+def already_revoked(key: ApiKey) -> InvalidParams:
+    return InvalidParams(f"key {key.id} was already revoked at {key.revoked_at}.")
 
 
 # --- `agentcard-mcp keys create | list | revoke ID` --------------------------------------------
 
 
-def keys_command(
+async def keys_command(
     action: str,
-    home: Path,
+    store: KeyStore,
     out: TextIO,
     err: TextIO,
     *,
@@ -247,13 +152,13 @@ def keys_command(
     rate: int = 60,
     key_id: str | None = None,
 ) -> int:
-    """Runs one ``keys`` action; returns the exit status (0 done, 2 refused)."""
+    """Runs one ``keys`` action on ``store`` (the configured backend's); returns the exit
+    status (0 done, 2 refused)."""
     from .errors import AgentCardError
 
-    store = KeyStore(home)
     try:
         if action == "create":
-            key, record = store.create(name or "", scope=scope, rate=rate)
+            key, record = await store.create(name or "", scope=scope, rate=rate)
             print(key, file=out)  # stdout: the key alone, so that it can be captured
             print(
                 f"created {record.id} ({record.name}, {record.scope}, {record.rate}/min). This "
@@ -262,9 +167,9 @@ def keys_command(
                 file=err,
             )
         elif action == "list":
-            _print_keys(store.all(), out)
+            _print_keys(await store.all(), out)
         elif action == "revoke":
-            record = store.revoke(key_id or "")
+            record = await store.revoke(key_id or "")
             print(f"revoked {record.id} ({record.name}); its next request is refused.", file=out)
         else:
             print(f"agentcard-mcp keys: unknown action {action!r} (create, list, revoke)", file=err)
@@ -272,8 +177,6 @@ def keys_command(
     except AgentCardError as exc:
         print(f"agentcard-mcp keys {action}: {exc}", file=err)
         return 2
-    finally:
-        store.close()
     return 0
 
 

@@ -1,11 +1,12 @@
-"""The server over real HTTP: uvicorn on 127.0.0.1 in a thread, keys in a fresh home, and the
-SDK's client connected with a Bearer header."""
+"""The server over real HTTP: uvicorn on 127.0.0.1 in a thread, keys in a fresh home (or a fresh
+PostgreSQL database), and the SDK's client connected with a Bearer header."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
 
 from agentcard_mcp.http_app import HttpOptions, create_http_app
-from agentcard_mcp.keys import KeyStore
+from agentcard_mcp.keys import ApiKey
 from agentcard_mcp.server import CardServer, create_server
 from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage import Storage, open_storage
 from tests.support import PERMISSIVE_POLICY, serve_in_thread
 
 ACCEPT = "application/json, text/event-stream"
@@ -30,16 +33,44 @@ class Served:
     base: str
     options: HttpOptions
     server: CardServer
-    store: KeyStore
+    settings: Settings
     home: Path
 
     @property
     def url(self) -> str:
         return self.base + self.options.path
 
-    def key(self, name: str = "test", **kwargs: Any) -> str:
-        key, _ = self.store.create(name, **kwargs)
+    @asynccontextmanager
+    async def storage(self) -> AsyncIterator[Storage]:
+        """The server's storage opened again, as the operator's commands open it (their own
+        connections, not the server's)."""
+        async with open_storage(self.settings) as storage:
+            yield storage
+
+    async def create_key(self, name: str = "test", **kwargs: Any) -> tuple[str, ApiKey]:
+        async with self.storage() as storage:
+            return await storage.keys.create(name, **kwargs)
+
+    async def key(self, name: str = "test", **kwargs: Any) -> str:
+        key, _ = await self.create_key(name, **kwargs)
         return key
+
+    async def record(self, key: str) -> ApiKey:
+        async with self.storage() as storage:
+            record = await storage.keys.find(key)
+        assert record is not None
+        return record
+
+    async def revoke(self, key: str) -> None:
+        record = await self.record(key)
+        async with self.storage() as storage:
+            await storage.keys.revoke(record.id)
+
+    async def audited(self) -> list[dict[str, Any]]:
+        """The audit trail's records, oldest first, wherever the backend keeps them."""
+        async with self.storage() as storage:
+            tail = await storage.audit.tail(10_000)
+        return [] if tail is None else tail.records
 
     @asynccontextmanager
     async def client(self, key: str, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
@@ -61,15 +92,26 @@ class Served:
 
 
 @contextmanager
-def serving(home: Path, policy: Path = PERMISSIVE_POLICY, **options: Any) -> Iterator[Served]:
-    store = KeyStore(home)
-    server = create_server(Settings(issuer="sandbox", home=home, policy_file=policy))
+def serving(
+    home: Path,
+    policy: Path = PERMISSIVE_POLICY,
+    *,
+    database_url: str | None = None,
+    **options: Any,
+) -> Iterator[Served]:
+    """The app ``serve --transport http|sse`` serves, on SQLite files in ``home`` or on the
+    PostgreSQL at ``database_url``."""
+    settings = Settings(
+        issuer="sandbox",
+        home=home,
+        policy_file=policy,
+        database_url=None if database_url is None else SecretStr(database_url),
+    )
+    server = create_server(settings)
     opts = HttpOptions(**options)
-    try:
-        with serve_in_thread(create_http_app(server, store, opts)) as base:
-            yield Served(base, opts, server, store, home)
-    finally:
-        store.close()
+    app = create_http_app(server, opts, partial(open_storage, settings))
+    with serve_in_thread(app) as base:
+        yield Served(base, opts, server, settings, home)
 
 
 @pytest.fixture
@@ -78,9 +120,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the server keeps its state: None for SQLite files in the home, else a fresh
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    assert isinstance(url, str)
+    return url
+
+
 @pytest.fixture
-def served(home: Path) -> Iterator[Served]:
-    with serving(home) as running:
+def served(home: Path, database_url: str | None) -> Iterator[Served]:
+    """The streamable HTTP app, on each backend."""
+    with serving(home, database_url=database_url) as running:
         yield running
 
 

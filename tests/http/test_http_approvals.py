@@ -52,7 +52,7 @@ CREATE: dict[str, Any] = {"daily_limit_cents": 5000, "purpose": "needs a yes"}
 async def test_stateful_http_asks_the_human_in_band(home: Path, policy: Path, mode: str) -> None:
     human = Human()
     with serving(home, policy) as served:
-        key = served.key()
+        key = await served.key()
         with anyio.fail_after(30):
             async with served.client(key, mode, elicitation_callback=human) as client:
                 result = await client.call_tool("create_card", CREATE)
@@ -67,7 +67,7 @@ async def test_stateless_http_uses_the_out_of_band_path(
 ) -> None:
     human = Human()
     with serving(home, policy, stateless=True) as served:
-        key = served.key()
+        key = await served.key()
         with anyio.fail_after(30):
             async with served.client(key, mode, elicitation_callback=human) as client:
                 refused = await client.call_tool("create_card", CREATE)

@@ -249,14 +249,14 @@ def audited_calls(home: Path) -> Counter[str]:
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="RSS is read from /proc")
 async def test_fifty_clients_for_ten_seconds(home: Path) -> None:
     with serving(home) as served:
-        server, store, url = served.server, served.store, served.url
-        fleet_key, fleet = store.create("fleet", rate=FLEET_RATE)
+        server, url = served.server, served.url
+        fleet_key, fleet = await served.create_key("fleet", rate=FLEET_RATE)
         keys = [(fleet_key, fleet.id, FLEET_IN_FLIGHT)] * FLEET
         for n in range((CLIENTS - FLEET) // PER_KEY):
-            key, record = store.create(f"agent-{n}", scope="cards:read", rate=RATE)
+            key, record = await served.create_key(f"agent-{n}", scope="cards:read", rate=RATE)
             keys += [(key, record.id, 1)] * PER_KEY
         assert len(keys) == CLIENTS
-        warm_key, warm = store.create("warm-up", rate=RATE)
+        warm_key, warm = await served.create_key("warm-up", rate=RATE)
 
         # Warm-up, with a key of its own: one card for list_cards to find, and every code
         # path the load takes run once (imports, caches), so the baseline includes them.

@@ -1,6 +1,7 @@
 """The HTTP transports (DESIGN §10), over real uvicorn on 127.0.0.1: the SDK client runs the
 agent's flow over streamable HTTP (stateful and stateless) and SSE in both protocol modes, and
-only the operator's keys get in — at their scope, at their rate, on their own sessions."""
+only the operator's keys get in — at their scope, at their rate, on their own sessions. The
+checks run with the keys, buckets and bindings on either backend (the ``served`` fixture)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams
 from agentcard_mcp.http_app import HttpOptions, check_bind
-from agentcard_mcp.keys import KeyStore, hash_key
+from agentcard_mcp.keys import ApiKey, hash_key
+from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage import open_storage
+from agentcard_mcp.storage.sqlite.keys import SqliteKeyStore
 from tests.http.conftest import ACCEPT, Served, serving
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +64,7 @@ async def test_create_purchase_ledger_freeze_over_http(
     home: Path, options: dict[str, Any], mode: str
 ) -> None:
     with serving(home, **options) as served:
-        key = served.key("agent")
+        key = await served.key("agent")
         with anyio.fail_after(30):
             async with served.client(key, mode) as client:
                 card = await ok(client, "create_card", {"daily_limit_cents": 5000,
@@ -73,7 +78,7 @@ async def test_create_purchase_ledger_freeze_over_http(
                 assert [e["amount_cents"] for e in ledger["entries"]] == [1200]
                 frozen = await ok(client, "freeze_card", {"card_id": card["id"]})
                 assert frozen["status"] == "frozen"
-        key_id = served.store.find(key).id  # type: ignore[union-attr]
+        key_id = (await served.record(key)).id
     lines = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
     assert [line["tool"] for line in lines] == [
         "create_card", "simulate_purchase", "read_ledger", "freeze_card",
@@ -87,7 +92,7 @@ async def test_create_purchase_ledger_freeze_over_http(
 async def test_healthz_needs_no_key_and_reveals_nothing(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    served.key()
+    await served.key()
     response = await http.get(served.base + "/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -107,7 +112,7 @@ async def test_healthz_needs_no_key_and_reveals_nothing(
 async def test_401_without_a_valid_key(
     served: Served, http: httpx.AsyncClient, headers: dict[str, str], code: str
 ) -> None:
-    served.key()
+    await served.key()
     response = await http.post(served.url, json=INITIALIZE, headers={"Accept": ACCEPT, **headers})
     assert response.status_code == 401
     assert response.json() == {"error": response.json()["error"], "code": code, "status": 401}
@@ -117,7 +122,7 @@ async def test_401_without_a_valid_key(
 async def test_a_key_in_the_query_string_is_refused(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    key = served.key()
+    key = await served.key()
     for query in ({"api_key": key}, {"x": key}):
         response = await http.post(served.url, params=query, json=INITIALIZE, headers=bearer(key))
         assert response.status_code == 401
@@ -127,24 +132,21 @@ async def test_a_key_in_the_query_string_is_refused(
 async def test_a_revoked_key_is_refused_on_its_next_request_mid_session(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    key = served.key("to revoke")
-    record = served.store.find(key)
-    assert record is not None
+    key = await served.key("to revoke")
     with anyio.fail_after(30):
         async with served.client(key) as client:
             await ok(client, "get_limits", {})
-            served.store.revoke(record.id)
+            await served.revoke(key)
             with pytest.raises(MCPError):  # the SDK's word for the 401 it got
                 await client.call_tool("get_limits", {})
-    calls = (served.home / "audit.jsonl").read_text().splitlines()
-    assert len(calls) == 1  # the refused call never reached a tool
+    assert len(await served.audited()) == 1  # the refused call never reached a tool
     response = await http.post(served.url, json=INITIALIZE, headers=bearer(key))
     assert response.status_code == 401
     assert response.json()["code"] == "INVALID_KEY"
 
 
 async def test_a_read_key_may_read_but_not_write(served: Served, http: httpx.AsyncClient) -> None:
-    reader = served.key("reader", scope="cards:read")
+    reader = await served.key("reader", scope="cards:read")
     with anyio.fail_after(30):
         async with served.client(reader) as client:
             limits = await ok(client, "get_limits", {})
@@ -164,8 +166,8 @@ async def test_a_read_key_may_read_but_not_write(served: Served, http: httpx.Asy
 async def test_429_with_retry_after_past_the_key_s_rate(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    key = served.key("slow", rate=30)
-    other = served.key("other", rate=30)
+    key = await served.key("slow", rate=30)
+    other = await served.key("other", rate=30)
     statuses = []
     for _ in range(31):
         response = await http.post(served.url, json=INITIALIZE, headers=bearer(key))
@@ -182,7 +184,7 @@ async def test_429_with_retry_after_past_the_key_s_rate(
 async def test_a_session_answers_only_the_key_that_opened_it(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    first, second = served.key("first"), served.key("second")
+    first, second = await served.key("first"), await served.key("second")
     opened = await http.post(served.url, json=INITIALIZE, headers=bearer(first))
     assert opened.status_code == 200
     session = opened.headers["mcp-session-id"]
@@ -196,11 +198,9 @@ async def test_a_session_answers_only_the_key_that_opened_it(
     assert own.status_code in (200, 202)
 
 
-async def test_revoking_a_key_ends_its_open_stream(home: Path) -> None:
-    with serving(home, transport="sse") as served:
-        key = served.key("streamer")
-        record = served.store.find(key)
-        assert record is not None
+async def test_revoking_a_key_ends_its_open_stream(home: Path, database_url: str | None) -> None:
+    with serving(home, transport="sse", database_url=database_url) as served:
+        key = await served.key("streamer")
         async with (
             httpx.AsyncClient(timeout=30) as http,
             http.stream("GET", served.url, headers=bearer(key)) as stream,
@@ -209,7 +209,7 @@ async def test_revoking_a_key_ends_its_open_stream(home: Path) -> None:
             lines = stream.aiter_lines()
             first = await anext(lines)
             assert first.startswith("event: endpoint")
-            served.store.revoke(record.id)
+            await served.revoke(key)
             with anyio.fail_after(10):  # the watcher looks every second
                 async for _ in lines:
                     pass  # an open stream would keep this loop waiting past the deadline
@@ -224,7 +224,7 @@ async def test_foreign_host_421_and_foreign_origin_403(home: Path, bind: str) ->
     # is built as it would be for a public bind (served here on loopback all the same).
     with serving(home, host=bind, allowed_hosts=("cards.example:*",),
                  allowed_origins=("https://app.example",)) as served:  # fmt: skip
-        key = served.key()
+        key = await served.key()
         port = served.base.rsplit(":", 1)[1]
         async with httpx.AsyncClient(timeout=30) as http:
 
@@ -240,30 +240,38 @@ async def test_foreign_host_421_and_foreign_origin_403(home: Path, bind: str) ->
             assert await post(Origin="https://app.example") == 200
 
 
-def test_a_public_bind_is_refused_until_a_key_exists(home: Path) -> None:
-    store = KeyStore(home)
-    try:
+async def test_a_public_bind_is_refused_until_a_key_exists(
+    home: Path, database_url: str | None
+) -> None:
+    url = None if database_url is None else SecretStr(database_url)
+    async with open_storage(Settings(home=home, database_url=url)) as storage:
         options = HttpOptions(host="0.0.0.0", allowed_hosts=("cards.example:*",))
         with pytest.raises(InvalidParams) as refused:
-            check_bind(options, store)
+            await check_bind(options, storage.keys)
         text = str(refused.value)
         assert "keys create" in text
         assert "cards.example:*" in text
         assert "http://localhost:*" in text
-        check_bind(HttpOptions(host="127.0.0.1"), store)  # loopback: allowed
-        store.create("first")
-        check_bind(options, store)  # a key exists: allowed
-    finally:
-        store.close()
+        await check_bind(HttpOptions(host="127.0.0.1"), storage.keys)  # loopback: allowed
+        _, first = await storage.keys.create("first")
+        await check_bind(options, storage.keys)  # a key exists: allowed
+        await storage.keys.revoke(first.id)
+        with pytest.raises(InvalidParams):  # ... an active one
+            await check_bind(options, storage.keys)
 
 
 # -- the keys file ---------------------------------------------------------------------------
 
 
 def test_the_keys_file_holds_only_hashes(home: Path) -> None:
-    store = KeyStore(home)
-    key, record = store.create("prod", scope="cards:read", rate=120)
-    store.close()
+    async def create() -> tuple[str, ApiKey]:
+        store = SqliteKeyStore(home)
+        try:
+            return await store.create("prod", scope="cards:read", rate=120)
+        finally:
+            await store.aclose()
+
+    key, record = anyio.run(create)
     raw = (home / "keys.db").read_bytes()
     for wal in home.glob("keys.db-*"):
         raw += wal.read_bytes()
@@ -276,9 +284,11 @@ def test_the_keys_file_holds_only_hashes(home: Path) -> None:
     assert (home / "keys.db").stat().st_mode & 0o777 == 0o600
 
 
-async def test_an_sse_session_answers_only_the_key_that_opened_it(home: Path) -> None:
-    with serving(home, transport="sse") as served:
-        first, second = served.key("first"), served.key("second")
+async def test_an_sse_session_answers_only_the_key_that_opened_it(
+    home: Path, database_url: str | None
+) -> None:
+    with serving(home, transport="sse", database_url=database_url) as served:
+        first, second = await served.key("first"), await served.key("second")
         async with (
             httpx.AsyncClient(timeout=30) as http,
             http.stream("GET", served.url, headers=bearer(first)) as stream,
@@ -298,14 +308,13 @@ async def test_an_sse_session_answers_only_the_key_that_opened_it(home: Path) ->
 async def test_a_key_revoked_by_another_process_is_refused_on_its_next_request(
     served: Served, http: httpx.AsyncClient
 ) -> None:
-    """The server remembers lookups only until keys.db changes: a revocation written by the
-    operator's command (another connection) counts from the next request."""
-    key = served.key("elsewhere")
+    """On SQLite the server remembers lookups only until keys.db changes, and on PostgreSQL it
+    remembers none: a revocation written by the operator's command (another connection, or
+    another pool) counts from the next request."""
+    key = await served.key("elsewhere")
     assert (await http.post(served.url, json=INITIALIZE, headers=bearer(key))).status_code == 200
-    record = served.store.find(key)
-    assert record is not None
-    with KeyStore(served.home) as operator:  # its own connection, as `keys revoke` has
-        operator.revoke(record.id)
+    assert (await http.post(served.url, json=INITIALIZE, headers=bearer(key))).status_code == 200
+    await served.revoke(key)  # its own connection, as `keys revoke` has
     response = await http.post(served.url, json=INITIALIZE, headers=bearer(key))
     assert response.status_code == 401
     assert response.json()["code"] == "INVALID_KEY"

@@ -6,7 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from agentcard_mcp.keys import KEY_PATTERN, KeyStore
+import pytest
+
+from agentcard_mcp.keys import KEY_PATTERN
+from agentcard_mcp.storage.sqlite.keys import SqliteKeyStore
 from tests.server.stdio_session import SCRIPT, clean_env
 
 
@@ -22,7 +25,8 @@ def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_create_shows_the_key_once_then_list_and_revoke(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_create_shows_the_key_once_then_list_and_revoke(tmp_path: Path) -> None:
     home = tmp_path / "home"
     created = run(home, "keys", "create", "--name", "crewai prod", "--scope", "cards:read",
                   "--rate", "120")  # fmt: skip
@@ -41,8 +45,12 @@ def test_create_shows_the_key_once_then_list_and_revoke(tmp_path: Path) -> None:
         assert shown in row
 
     assert run(home, "keys", "revoke", key_id).returncode == 0
-    with KeyStore(home) as store:
-        assert store.find(key) is None
+    store = SqliteKeyStore(home)
+    try:
+        assert await store.find(key) is None
+        assert (await store.get(key_id)).revoked_at is not None
+    finally:
+        await store.aclose()
     again = run(home, "keys", "revoke", key_id)
     assert again.returncode == 2
     assert "already revoked" in again.stderr

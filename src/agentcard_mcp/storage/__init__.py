@@ -10,7 +10,7 @@ from typing import Any
 
 from ..redaction import redact
 from ..settings import Settings
-from .base import ApprovalStore, AuditSink, BudgetStore
+from .base import ApprovalStore, AuditSink, BudgetStore, KeyStore, RateLimits, SessionBindings
 
 __all__ = ["Storage", "account_of", "open_storage", "storage_errors"]
 
@@ -21,6 +21,9 @@ class Storage:
     backend: str  # "sqlite" or "postgres"
     approvals: ApprovalStore
     audit: AuditSink
+    keys: KeyStore
+    rates: RateLimits  # in process memory on SQLite (one HTTP process)
+    sessions: SessionBindings  # likewise
 
 
 def account_of(settings: Settings) -> str:
@@ -47,6 +50,9 @@ async def open_storage(
     from .sqlite.approvals import SqliteApprovals
     from .sqlite.audit import JsonlAudit
     from .sqlite.budget import SqliteBudget
+    from .sqlite.keys import SqliteKeyStore
+    from .sqlite.rates import MemoryRateLimits
+    from .sqlite.sessions import MemorySessionBindings
 
     home = settings.ensure_home()
     budget = SqliteBudget(home, account)
@@ -55,7 +61,19 @@ async def open_storage(
         try:
             audit = JsonlAudit(home, audit_scrub)
             try:
-                yield Storage(budget=budget, backend="sqlite", approvals=approvals, audit=audit)
+                keys = SqliteKeyStore(home)
+                try:
+                    yield Storage(
+                        budget=budget,
+                        backend="sqlite",
+                        approvals=approvals,
+                        audit=audit,
+                        keys=keys,
+                        rates=MemoryRateLimits(),
+                        sessions=MemorySessionBindings(),
+                    )
+                finally:
+                    await keys.aclose()
             finally:
                 await audit.aclose()
         finally:

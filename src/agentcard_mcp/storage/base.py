@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from ..approvals import Approval
 from ..audit import AuditRecord, Tail
+from ..keys import ApiKey
 from ..models import CardStatus
 
 __all__ = [
@@ -36,7 +37,10 @@ __all__ = [
     "CardRecord",
     "DayTotals",
     "Hold",
+    "KeyStore",
+    "RateLimits",
     "Reservation",
+    "SessionBindings",
 ]
 
 # Cards whose daily limit is (or will be, without another tool call) spendable. A pending card
@@ -202,3 +206,67 @@ class AuditSink(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# --- who may use the HTTP transports (DESIGN §10) ---------------------------------------------
+
+
+class KeyStore(Protocol):
+    """The operator's API keys (keys.py), shared by every replica: a key made or revoked
+    through any of them (or the ``keys`` command) counts on all of them from their next request.
+    Only a key's SHA-256 digest is kept."""
+
+    async def create(
+        self, name: str, *, scope: str = "cards:write", rate: int = 60
+    ) -> tuple[str, ApiKey]:
+        """A new key and its record; the key itself is returned once and never stored.
+        invalid_params for a name, scope or rate it cannot have."""
+        ...
+
+    async def get(self, key_id: str) -> ApiKey:
+        """The key's record, revoked or not; not_found for an unknown id."""
+        ...
+
+    async def find(self, key: str) -> ApiKey | None:
+        """The active key whose digest matches the presented ``key``, or None. Looked up by
+        digest, then compared in constant time. Never remembers an answer past a change."""
+        ...
+
+    async def is_active(self, key_id: str) -> bool: ...
+
+    async def touch(self, key_id: str) -> None:
+        """Records that the key was used (written at most once a minute per key)."""
+        ...
+
+    async def all(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        ...
+
+    async def any_active(self) -> bool: ...
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Revokes the key; not_found for an unknown id, invalid_params if already revoked."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class RateLimits(Protocol):
+    """A token bucket per key: ``rate_per_minute`` requests a minute, in bursts of at most that
+    many. Every replica sharing the store shares each key's one bucket."""
+
+    async def take(self, key_id: str, rate_per_minute: int) -> float | None:
+        """None if the request may go ahead (a token is used), else seconds until it may."""
+        ...
+
+
+class SessionBindings(Protocol):
+    """Session id -> the key that opened it, seen by every replica sharing the store."""
+
+    async def bind(self, session_id: str, key_id: str) -> None:
+        """Binds the session to ``key_id``; a session already bound keeps its first key."""
+        ...
+
+    async def owner(self, session_id: str) -> str | None:
+        """The key that opened the session, or None for one never bound (or long forgotten)."""
+        ...

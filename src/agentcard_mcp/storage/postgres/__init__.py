@@ -12,6 +12,9 @@ from .approvals import PostgresApprovals
 from .audit import PostgresAudit
 from .budget import PostgresBudget
 from .db import open_pool
+from .keys import PostgresKeyStore
+from .rates import PostgresRateLimits
+from .sessions import PostgresSessionBindings
 
 __all__ = ["open_postgres"]
 
@@ -26,4 +29,7 @@ async def open_postgres(
             backend="postgres",
             approvals=PostgresApprovals(pool),
             audit=PostgresAudit(pool, audit_scrub),
+            keys=PostgresKeyStore(pool),
+            rates=PostgresRateLimits(pool),
+            sessions=PostgresSessionBindings(pool),
         )
