@@ -25,6 +25,7 @@ import json
 import math
 from typing import Any, TypedDict
 from urllib.parse import parse_qsl
+from uuid import UUID
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -177,7 +178,7 @@ class KeyAuth:
                 at = chunk.find(b"session_id=")
                 if at >= 0:
                     sid_bytes = chunk[at + len(b"session_id=") :].split(b"\r")[0].split(b"\n")[0]
-                    await sessions.bind(sid_bytes.decode("latin-1").strip(), key.id)
+                    await sessions.bind(_canonical(sid_bytes.decode("latin-1").strip()), key.id)
                     bound = True
             await send(message)
 
@@ -264,8 +265,19 @@ def _session_id(scope: Scope) -> str | None:
         return sid
     for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
         if name == "session_id":
-            return str(value)
+            return _canonical(value)
     return None
+
+
+def _canonical(sse_session_id: str) -> str:
+    """SSE's ``session_id`` as the SDK reads it: a UUID in any spelling (case, dashes, braces)
+    names the same session, so it is bound and looked up as 32 lowercase hex digits. Anything
+    else is kept as it is (the SDK refuses it). Streamable HTTP's ``Mcp-Session-Id`` is matched
+    exactly by the SDK, and so here."""
+    try:
+        return UUID(sse_session_id).hex
+    except ValueError:
+        return sse_session_id
 
 
 async def _read_body(receive: Receive) -> bytes:

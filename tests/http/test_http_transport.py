@@ -9,6 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anyio
 import httpx
@@ -301,6 +302,16 @@ async def test_an_sse_session_answers_only_the_key_that_opened_it(
             hijack = await http.post(post, json=INITIALIZE, headers=bearer(second))
             assert hijack.status_code == 403
             assert hijack.json()["code"] == "SESSION_KEY_MISMATCH"
+            # The SDK reads session_id as a UUID in any spelling: each one is the same session.
+            path, _, sid = endpoint.partition("session_id=")
+            for spelling in (sid.upper(), str(UUID(sid)), "{" + str(UUID(sid)).upper() + "}"):
+                respelled = await http.post(
+                    served.base + path + "session_id=" + spelling,
+                    json=INITIALIZE,
+                    headers=bearer(second),
+                )
+                assert respelled.status_code == 403, spelling
+                assert respelled.json()["code"] == "SESSION_KEY_MISMATCH"
             own = await http.post(post, json=INITIALIZE, headers=bearer(first))
             assert own.status_code == 202  # accepted; the answer comes on the stream
 
