@@ -3,7 +3,7 @@ take. No model has a field for a card number, CVC or expiry: they cannot be retu
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -15,6 +15,8 @@ __all__ = [
     "CardStatus",
     "Category",
     "Cents",
+    "CloseCard",
+    "CreateCard",
     "Decision",
     "LedgerEntry",
     "LedgerPage",
@@ -22,6 +24,9 @@ __all__ = [
     "Limits",
     "Policy",
     "Purpose",
+    "SetPolicy",
+    "UnfreezeCard",
+    "WriteRequest",
 ]
 
 MAX_CENTS = 1_000_000_000_00  # $1bn: far beyond any card, far below integer trouble
@@ -132,3 +137,47 @@ class Limits(_Model):
     pending_approvals: list[str]
     issuer_card_limit: int | None
     issuer_cards_remaining: int | None
+
+
+# --- what a write tool asks for -------------------------------------------------------------
+# One model per write tool: the server builds it once from the tool's (already validated)
+# arguments, and the same object is reviewed against the policy, bound into the approval (its
+# digest covers ``arguments()``) and carried out. ``approval_id`` and ``idempotency_key`` are
+# not part of it: they say how the call is made, not what it does.
+
+
+class WriteRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tool: ClassVar[str]
+
+    def arguments(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class CreateCard(WriteRequest):
+    tool: ClassVar[str] = "create_card"
+    purpose: str
+    daily_limit_cents: int
+    per_auth_max_cents: int | None = None
+    mcc_allowlist: list[str] | None = None
+    ttl_minutes: int | None = None
+    single_use: bool = False
+    agent_id: str | None = None
+
+
+class SetPolicy(WriteRequest):
+    tool: ClassVar[str] = "set_policy"
+    card_id: str
+    daily_limit_cents: int | None = None
+    per_auth_max_cents: int | None = None
+    mcc_allowlist: list[str] | None = None
+
+
+class UnfreezeCard(WriteRequest):
+    tool: ClassVar[str] = "unfreeze_card"
+    card_id: str
+
+
+class CloseCard(WriteRequest):
+    tool: ClassVar[str] = "close_card"
+    card_id: str

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -28,12 +29,14 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__, consent, policy
+from . import __version__, consent, elicit, policy
 from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
-from .consent import ApprovalForm, caller
+from .consent import AuditNote, CallConsent, caller
+from .elicit import ApprovalForm, NotAsked
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
+from .guardrails import Verdict
 from .issuers.connect import open_issuer
 from .models import (
     Authorization,
@@ -43,9 +46,14 @@ from .models import (
     CardStatus,
     Category,
     Cents,
+    CloseCard,
+    CreateCard,
     LedgerPage,
     Limits,
     Purpose,
+    SetPolicy,
+    UnfreezeCard,
+    WriteRequest,
 )
 from .redaction import clean_json_text, install_log_redaction, redact, redact_text
 from .schemas import compact, one_line
@@ -152,8 +160,8 @@ class CardServer(MCPServer[None]):
     ) -> CallToolResult | InputRequiredResult:
         """Runs the tool, turns our errors into ``code: message`` tool errors, and writes one
         audit line per call — refused and failed calls included."""
-        entry = consent.AuditNote(card_id=_short_text(arguments.get("card_id")))
-        token = consent.audit_note.set(entry)
+        entry = AuditNote(card_id=_short_text(arguments.get("card_id")))
+        token = _audit_note.set(entry)
         started = time.perf_counter()
         outcome = "internal_error"
         try:
@@ -177,7 +185,7 @@ class CardServer(MCPServer[None]):
                 content=[TextContent(type="text", text=redact_text(str(error)))], is_error=True
             )
         finally:
-            consent.audit_note.reset(token)
+            _audit_note.reset(token)
             await self._record(
                 record_of(
                     name,
@@ -286,6 +294,20 @@ def _redacted_json_text(text: str) -> str:
     return redact_text(pydantic_core.to_json(clean, indent=2).decode())  # as the SDK writes JSON
 
 
+# The audit note of the tool call under way, set by CardServer.call_tool and handed by each tool
+# to the service; a mutable note, so that it is shared where the SDK copies the context into a
+# task of its own.
+_audit_note: ContextVar[AuditNote | None] = ContextVar("audit_note", default=None)
+
+
+def _consent(
+    approval_id: str | None, answer: ElicitationResult[ApprovalForm] | None
+) -> CallConsent:
+    """How this call comes, for the service: the operator's approval id, what the human
+    answered in band, and the call's audit note."""
+    return CallConsent(approval_id, elicit.human_of(answer), _audit_note.get())
+
+
 @asynccontextmanager
 async def _no_issuer() -> AsyncIterator[None]:
     yield
@@ -361,6 +383,12 @@ def create_server(
 def _register_tools(server: CardServer, service: CardService) -> None:
     # Resolvers run before the tool body (and again on each round of the 2026-07-28 protocol):
     # they review the call and ask the human only when the operator's policy wants approval.
+    # Everything the approval would cover goes in front of the human (agent_id included).
+    def ask(ctx: Context[None, Any], request: WriteRequest, verdict: Verdict,
+            approval_id: str | None) -> Elicit[ApprovalForm] | NotAsked:  # fmt: skip
+        summary = consent.summarize(request.tool, request.arguments(), verdict)
+        return elicit.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+
     async def create_consent(
         ctx: Context[None, Any],
         purpose: str,
@@ -371,26 +399,17 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         single_use: bool,
         agent_id: str | None,
         approval_id: str | None,
-    ) -> Elicit[ApprovalForm] | consent.NotAsked:
-        verdict = await service.review_create(
+    ) -> Elicit[ApprovalForm] | NotAsked:
+        request = CreateCard(
+            purpose=purpose,
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=mcc_allowlist,
             ttl_minutes=ttl_minutes,
             single_use=single_use,
+            agent_id=agent_id or None,
         )
-        # Everything the approval would cover goes in front of the human (agent_id included).
-        arguments = {
-            "purpose": purpose,
-            "daily_limit_cents": daily_limit_cents,
-            "per_auth_max_cents": per_auth_max_cents,
-            "mcc_allowlist": mcc_allowlist,
-            "ttl_minutes": ttl_minutes,
-            "single_use": single_use,
-            "agent_id": agent_id,
-        }
-        summary = consent.summarize("create_card", arguments, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+        return ask(ctx, request, await service.review_create(request), approval_id)
 
     async def policy_consent(
         ctx: Context[None, Any],
@@ -399,35 +418,29 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         per_auth_max_cents: int | None,
         mcc_allowlist: list[str] | None,
         approval_id: str | None,
-    ) -> Elicit[ApprovalForm] | consent.NotAsked:
-        verdict, _ = await service.review_set_policy(
-            card_id,
+    ) -> Elicit[ApprovalForm] | NotAsked:
+        request = SetPolicy(
+            card_id=card_id,
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=mcc_allowlist,
         )
-        arguments = {
-            "card_id": card_id,
-            "daily_limit_cents": daily_limit_cents,
-            "per_auth_max_cents": per_auth_max_cents,
-            "mcc_allowlist": mcc_allowlist,
-        }
-        summary = consent.summarize("set_policy", arguments, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+        verdict, _ = await service.review_set_policy(request)
+        return ask(ctx, request, verdict, approval_id)
 
     async def unfreeze_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
-    ) -> Elicit[ApprovalForm] | consent.NotAsked:
-        verdict, _ = await service.review_unfreeze(card_id)
-        summary = consent.summarize("unfreeze_card", {"card_id": card_id}, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+    ) -> Elicit[ApprovalForm] | NotAsked:
+        request = UnfreezeCard(card_id=card_id)
+        verdict, _ = await service.review_unfreeze(request)
+        return ask(ctx, request, verdict, approval_id)
 
     async def close_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
-    ) -> Elicit[ApprovalForm] | consent.NotAsked:
-        verdict, _ = await service.review_close(card_id)
-        summary = consent.summarize("close_card", {"card_id": card_id}, verdict)
-        return consent.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+    ) -> Elicit[ApprovalForm] | NotAsked:
+        request = CloseCard(card_id=card_id)
+        verdict, _ = await service.review_close(request)
+        return ask(ctx, request, verdict, approval_id)
 
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:
@@ -459,7 +472,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     ) -> Card:
         """Create a prepaid card for one purpose. Amounts are integer USD cents (5000 = $50).
         Use the narrowest limits and categories that fit; reuse idempotency_key to retry."""
-        return await service.create_card(
+        request = CreateCard(
             purpose=purpose,
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
@@ -467,9 +480,9 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             ttl_minutes=ttl_minutes,
             single_use=single_use,
             agent_id=agent_id or None,
-            idempotency_key=idempotency_key or None,
-            approval_id=approval_id,
-            answer=answer,
+        )
+        return await service.create_card(
+            request, idempotency_key=idempotency_key or None, call=_consent(approval_id, answer)
         )
 
     @server.tool(annotations=_READ)
@@ -502,7 +515,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(unfreeze_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
         """Unfreeze a frozen card so it can spend again."""
-        return await service.unfreeze_card(card_id, approval_id=approval_id, answer=answer)
+        request = UnfreezeCard(card_id=card_id)
+        return await service.unfreeze_card(request, call=_consent(approval_id, answer))
 
     @server.tool(annotations=_write(idempotent=True))
     async def set_policy(
@@ -521,14 +535,13 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     ) -> Card:
         """Change a card's limits or allowed categories; send only what changes. Amounts are
         integer USD cents. Takes effect from the next purchase."""
-        return await service.set_policy(
-            card_id,
+        request = SetPolicy(
+            card_id=card_id,
             daily_limit_cents=daily_limit_cents,
             per_auth_max_cents=per_auth_max_cents,
             mcc_allowlist=mcc_allowlist,
-            approval_id=approval_id,
-            answer=answer,
         )
+        return await service.set_policy(request, call=_consent(approval_id, answer))
 
     @server.tool(annotations=_write(idempotent=False, destructive=True))
     async def close_card(
@@ -537,7 +550,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(close_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
         """Close a card for good (irreversible). Prefer freeze_card unless the card must go."""
-        return await service.close_card(card_id, approval_id=approval_id, answer=answer)
+        request = CloseCard(card_id=card_id)
+        return await service.close_card(request, call=_consent(approval_id, answer))
 
     @server.tool(annotations=_READ)
     async def read_ledger(

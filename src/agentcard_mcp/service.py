@@ -12,23 +12,32 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mcp.server.elicitation import ElicitationResult
-
 from . import categories, consent, guardrails
 from .budget import Budget, Landing
-from .consent import ApprovalForm
+from .consent import CallConsent
 from .errors import AgentCardError, InvalidParams, IssuerRejected, NotSupported, TestModeOnly
 from .guardrails import Verdict
 from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
-from .models import Authorization, Card, CardList, CardStatus, LedgerPage, Limits, Policy
+from .models import (
+    Authorization,
+    Card,
+    CardList,
+    CardStatus,
+    CloseCard,
+    CreateCard,
+    LedgerPage,
+    Limits,
+    Policy,
+    SetPolicy,
+    UnfreezeCard,
+)
 from .policy import OperatorPolicy
 from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals, Hold
 
-__all__ = ["Answer", "CardService"]
+__all__ = ["CardService"]
 
-# The human's answer to an approval form, or what the resolver passed when it did not ask.
-Answer = ElicitationResult[ApprovalForm] | None
+NOT_ASKED = CallConsent()
 
 
 class CardService:
@@ -94,132 +103,102 @@ class CardService:
     # --- reviews: validation, then the operator's guardrails (also run by the approval
     # resolvers, before the tool body, to decide whether to ask the human) -------------------
 
-    async def review_create(
-        self,
-        *,
-        daily_limit_cents: int,
-        per_auth_max_cents: int | None,
-        mcc_allowlist: list[str] | None,
-        ttl_minutes: int | None,
-        single_use: bool,
-    ) -> Verdict:
+    async def review_create(self, request: CreateCard) -> Verdict:
         self._require(Capability.CREATE_CARD, "create_card")
-        if single_use:
+        if request.single_use:
             self._require(Capability.SINGLE_USE, "single_use cards")
-        _check_per_auth(per_auth_max_cents, daily_limit_cents)
-        tags = categories.normalize(mcc_allowlist or [])
-        verdict = guardrails.check_create(
-            self.policy,
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=tags,
-            ttl_minutes=ttl_minutes,
-            others=await self._others(),
-        )
-        if ttl_minutes is not None:
+        _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
+        verdict = self._check_create(request, await self._others())
+        if request.ttl_minutes is not None:
             self._require(Capability.TTL, "ttl_minutes (card expiry)")
         return verdict
 
-    async def review_set_policy(
-        self,
-        card_id: str,
-        *,
-        daily_limit_cents: int | None,
-        per_auth_max_cents: int | None,
-        mcc_allowlist: list[str] | None,
-    ) -> tuple[Verdict, Card]:
+    def _check_create(self, request: CreateCard, others: DayTotals) -> Verdict:
+        return guardrails.check_create(
+            self.policy,
+            daily_limit_cents=request.daily_limit_cents,
+            per_auth_max_cents=request.per_auth_max_cents,
+            mcc_allowlist=categories.normalize(request.mcc_allowlist or []),
+            ttl_minutes=request.ttl_minutes,
+            others=others,
+        )
+
+    async def review_set_policy(self, request: SetPolicy) -> tuple[Verdict, Card]:
         self._require(Capability.SET_POLICY, "set_policy")
-        if daily_limit_cents is None and per_auth_max_cents is None and mcc_allowlist is None:
+        if (request.daily_limit_cents, request.per_auth_max_cents, request.mcc_allowlist) == (
+            None, None, None,
+        ):  # fmt: skip
             raise InvalidParams(
                 "set_policy needs at least one of daily_limit_cents, per_auth_max_cents, "
                 "mcc_allowlist."
             )
-        tags = None if mcc_allowlist is None else categories.normalize(mcc_allowlist)
-        card = await self.issuer.get_card(card_id)
-        if per_auth_max_cents is not None:
+        _tags(request.mcc_allowlist)  # an unknown category is refused before any request
+        card = await self.issuer.get_card(request.card_id)
+        if request.per_auth_max_cents is not None:
             # Only a per-auth cap the agent asks for is checked: lowering the daily limit under
             # the current cap is tightening, and the daily limit bounds every purchase anyway.
-            _check_per_auth(per_auth_max_cents, daily_limit_cents or card.daily_limit_cents)
-        verdict = guardrails.check_policy_change(
+            _check_per_auth(
+                request.per_auth_max_cents, request.daily_limit_cents or card.daily_limit_cents
+            )
+        return self._check_policy_change(request, card, await self._others(card)), card
+
+    def _check_policy_change(self, request: SetPolicy, card: Card, others: DayTotals) -> Verdict:
+        return guardrails.check_policy_change(
             self.policy,
             card,
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=tags,
-            others=await self._others(card),
+            daily_limit_cents=request.daily_limit_cents,
+            per_auth_max_cents=request.per_auth_max_cents,
+            mcc_allowlist=_tags(request.mcc_allowlist),
+            others=others,
         )
-        return verdict, card
 
-    async def review_unfreeze(self, card_id: str) -> tuple[Verdict, Card]:
+    async def review_unfreeze(self, request: UnfreezeCard) -> tuple[Verdict, Card]:
         self._require(Capability.UNFREEZE, "unfreeze_card")
-        card = await self.issuer.get_card(card_id)
+        card = await self.issuer.get_card(request.card_id)
         if card.status != "frozen":
             return Verdict(needs_approval=False, reasons=()), card
         return guardrails.check_unfreeze(self.policy, card, await self._others(card)), card
 
-    async def review_close(self, card_id: str) -> tuple[Verdict, Card]:
+    async def review_close(self, request: CloseCard) -> tuple[Verdict, Card]:
         self._require(Capability.CLOSE, "close_card")
-        card = await self.issuer.get_card(card_id)
+        card = await self.issuer.get_card(request.card_id)
         return guardrails.check_close(self.policy, card), card
 
     # --- tools --------------------------------------------------------------------------------
+    # Each write takes its request and how the call comes (``CallConsent``: the operator's
+    # approval id, what the human answered in band, the audit note it fills in with the card and
+    # the approval used).
 
     async def create_card(
         self,
+        request: CreateCard,
         *,
-        purpose: str,
-        daily_limit_cents: int,
-        per_auth_max_cents: int | None = None,
-        mcc_allowlist: list[str] | None = None,
-        ttl_minutes: int | None = None,
-        single_use: bool = False,
-        agent_id: str | None = None,
         idempotency_key: str | None = None,
-        approval_id: str | None = None,
-        answer: Answer = None,
+        call: CallConsent = NOT_ASKED,
     ) -> Card:
-        arguments = {
-            "purpose": purpose, "daily_limit_cents": daily_limit_cents,
-            "per_auth_max_cents": per_auth_max_cents, "mcc_allowlist": mcc_allowlist,
-            "ttl_minutes": ttl_minutes, "single_use": single_use, "agent_id": agent_id,
-            "approval_id": approval_id,
-        }  # fmt: skip
-        verdict = await self.review_create(
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=mcc_allowlist,
-            ttl_minutes=ttl_minutes,
-            single_use=single_use,
-        )
+        verdict = await self.review_create(request)
         spec = CardSpec(
-            agent_id=agent_id or await self.issuer.default_agent_id(),
-            purpose=purpose,
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=categories.normalize(mcc_allowlist or []),
+            agent_id=request.agent_id or await self.issuer.default_agent_id(),
+            purpose=request.purpose,
+            daily_limit_cents=request.daily_limit_cents,
+            per_auth_max_cents=request.per_auth_max_cents,
+            mcc_allowlist=categories.normalize(request.mcc_allowlist or []),
         )
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
-            guardrails.check_create(
-                self.policy,
-                daily_limit_cents=daily_limit_cents,
-                per_auth_max_cents=per_auth_max_cents,
-                mcc_allowlist=spec.mcc_allowlist,
-                ttl_minutes=ttl_minutes,
-                others=others,
-            )
+            self._check_create(request, others)
 
-        hold = Hold(card_id=None, commits_cents=daily_limit_cents, active=True)
+        hold = Hold(card_id=None, commits_cents=request.daily_limit_cents, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
-            await consent.settle(self.approvals, "create_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, request, verdict, call)
             card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
             landing.card = card
-            if (note := consent.audit_note.get()) is not None:
-                note.card_id = card.id  # recorded even if the read-back below refuses the card
+            if call.note is not None:
+                call.note.card_id = card.id  # recorded even if the read-back below refuses the card
             expected = Policy(
-                daily_limit_cents=daily_limit_cents,
-                per_auth_max_cents=per_auth_max_cents or daily_limit_cents,
+                daily_limit_cents=request.daily_limit_cents,
+                per_auth_max_cents=request.per_auth_max_cents or request.daily_limit_cents,
                 mcc_allowlist=spec.mcc_allowlist,
             )
             return await self._read_back(card.id, expected, landing)
@@ -269,19 +248,17 @@ class CardService:
             return landing.card
 
     async def unfreeze_card(
-        self, card_id: str, *, approval_id: str | None = None, answer: Answer = None
+        self,
+        request: UnfreezeCard,
+        *,
+        call: CallConsent = NOT_ASKED,
     ) -> Card:
-        return await _again_if_moved(
-            lambda: self._unfreeze_once(card_id, approval_id=approval_id, answer=answer)
-        )
+        return await _again_if_moved(lambda: self._unfreeze_once(request, call))
 
-    async def _unfreeze_once(
-        self, card_id: str, *, approval_id: str | None, answer: Answer
-    ) -> Card:
-        verdict, card = await self.review_unfreeze(card_id)
-        arguments = {"card_id": card_id, "approval_id": approval_id}
+    async def _unfreeze_once(self, request: UnfreezeCard, call: CallConsent) -> Card:
+        verdict, card = await self.review_unfreeze(request)
         if card.status != "frozen":
-            await consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
+            await consent.settle(self.approvals, request, verdict, call)
             return card
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
@@ -289,11 +266,11 @@ class CardService:
 
         commits = guardrails.card_commits("active", card.daily_limit_cents,
                                           card.current_daily_spend_cents)  # fmt: skip
-        hold = Hold(card_id=card_id, commits_cents=commits, active=True)
+        hold = Hold(card_id=card.id, commits_cents=commits, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, "unfreeze_card", arguments, verdict, answer)
-            landing.card = await self.issuer.unfreeze(card_id)
+            await consent.settle(self.approvals, request, verdict, call)
+            landing.card = await self.issuer.unfreeze(card.id)
             return landing.card
 
     async def _unchanged_since_review(self, reviewed: Card) -> None:
@@ -310,88 +287,50 @@ class CardService:
 
     async def set_policy(
         self,
-        card_id: str,
+        request: SetPolicy,
         *,
-        daily_limit_cents: int | None = None,
-        per_auth_max_cents: int | None = None,
-        mcc_allowlist: list[str] | None = None,
-        approval_id: str | None = None,
-        answer: Answer = None,
+        call: CallConsent = NOT_ASKED,
     ) -> Card:
-        return await _again_if_moved(
-            lambda: self._set_policy_once(
-                card_id,
-                daily_limit_cents=daily_limit_cents,
-                per_auth_max_cents=per_auth_max_cents,
-                mcc_allowlist=mcc_allowlist,
-                approval_id=approval_id,
-                answer=answer,
-            )
-        )
+        return await _again_if_moved(lambda: self._set_policy_once(request, call))
 
-    async def _set_policy_once(
-        self,
-        card_id: str,
-        *,
-        daily_limit_cents: int | None,
-        per_auth_max_cents: int | None,
-        mcc_allowlist: list[str] | None,
-        approval_id: str | None,
-        answer: Answer,
-    ) -> Card:
-        verdict, card = await self.review_set_policy(
-            card_id,
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=mcc_allowlist,
-        )
-        arguments = {
-            "card_id": card_id, "daily_limit_cents": daily_limit_cents,
-            "per_auth_max_cents": per_auth_max_cents, "mcc_allowlist": mcc_allowlist,
-            "approval_id": approval_id,
-        }  # fmt: skip
+    async def _set_policy_once(self, request: SetPolicy, call: CallConsent) -> Card:
+        verdict, card = await self.review_set_policy(request)
         change = PolicyChange(
-            daily_limit_cents=daily_limit_cents,
-            per_auth_max_cents=per_auth_max_cents,
-            mcc_allowlist=None if mcc_allowlist is None else categories.normalize(mcc_allowlist),
+            daily_limit_cents=request.daily_limit_cents,
+            per_auth_max_cents=request.per_auth_max_cents,
+            mcc_allowlist=_tags(request.mcc_allowlist),
         )
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
-            guardrails.check_policy_change(
-                self.policy,
-                card,
-                daily_limit_cents=daily_limit_cents,
-                per_auth_max_cents=per_auth_max_cents,
-                mcc_allowlist=change.mcc_allowlist,
-                others=others,
-            )
+            self._check_policy_change(request, card, others)
 
-        commits = guardrails.card_commits(
-            card.status, daily_limit_cents or card.daily_limit_cents, card.current_daily_spend_cents
-        )
-        hold = Hold(card_id=card_id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
+        daily = request.daily_limit_cents or card.daily_limit_cents
+        commits = guardrails.card_commits(card.status, daily, card.current_daily_spend_cents)
+        hold = Hold(card_id=card.id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, "set_policy", arguments, verdict, answer)
-            landing.card = await self.issuer.set_policy(card_id, change)
+            await consent.settle(self.approvals, request, verdict, call)
+            landing.card = await self.issuer.set_policy(card.id, change)
             expected = Policy(
-                daily_limit_cents=daily_limit_cents or card.daily_limit_cents,
-                per_auth_max_cents=per_auth_max_cents or card.per_auth_max_cents,
+                daily_limit_cents=daily,
+                per_auth_max_cents=request.per_auth_max_cents or card.per_auth_max_cents,
                 mcc_allowlist=card.mcc_allowlist
                 if change.mcc_allowlist is None
                 else change.mcc_allowlist,
             )
-            return await self._read_back(card_id, expected, landing)
+            return await self._read_back(card.id, expected, landing)
 
     async def close_card(
-        self, card_id: str, *, approval_id: str | None = None, answer: Answer = None
+        self,
+        request: CloseCard,
+        *,
+        call: CallConsent = NOT_ASKED,
     ) -> Card:
-        verdict, _ = await self.review_close(card_id)
-        arguments = {"card_id": card_id, "approval_id": approval_id}
-        hold = Hold(card_id=card_id, commits_cents=0, active=False)
+        verdict, card = await self.review_close(request)
+        hold = Hold(card_id=card.id, commits_cents=0, active=False)
         async with self.budget.hold(hold, self.issuer) as landing:
-            await consent.settle(self.approvals, "close_card", arguments, verdict, answer)
-            landing.card = await self.issuer.close(card_id)
+            await consent.settle(self.approvals, request, verdict, call)
+            landing.card = await self.issuer.close(card.id)
             return landing.card
 
     async def read_ledger(
@@ -492,6 +431,10 @@ def _show(policy: Policy) -> str:
     return (
         f"daily {policy.daily_limit_cents}, per purchase {policy.per_auth_max_cents}, {categories_}"
     )
+
+
+def _tags(mcc_allowlist: list[str] | None) -> list[str] | None:
+    return None if mcc_allowlist is None else categories.normalize(mcc_allowlist)
 
 
 def _check_per_auth(per_auth_max_cents: int | None, daily_limit_cents: int) -> None:
