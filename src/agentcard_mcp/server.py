@@ -398,6 +398,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ttl_minutes: int | None,
         single_use: bool,
         agent_id: str | None,
+        idempotency_key: str,
         approval_id: str | None,
     ) -> Elicit[ApprovalForm] | NotAsked:
         request = CreateCard(
@@ -409,7 +410,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             single_use=single_use,
             agent_id=agent_id or None,
         )
-        return ask(ctx, request, await service.review_create(request), approval_id)
+        verdict = await service.review_create(request, idempotency_key or None)
+        return ask(ctx, request, verdict, approval_id)
 
     async def policy_consent(
         ctx: Context[None, Any],

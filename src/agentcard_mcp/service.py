@@ -10,12 +10,20 @@ write, the card's policy is read back from the issuer and must be what was asked
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from . import categories, consent, guardrails
+from . import approvals, categories, consent, guardrails
 from .budget import Budget, Landing
 from .consent import CallConsent
-from .errors import AgentCardError, InvalidParams, IssuerRejected, NotSupported, TestModeOnly
+from .errors import (
+    AgentCardError,
+    IdempotencyConflict,
+    InvalidParams,
+    IssuerRejected,
+    NotSupported,
+    TestModeOnly,
+)
 from .guardrails import Verdict
 from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
@@ -38,6 +46,8 @@ from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals,
 __all__ = ["CardService"]
 
 NOT_ASKED = CallConsent()
+# How long an agent's idempotency key for create_card is remembered (as issuers keep theirs).
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 class CardService:
@@ -103,8 +113,12 @@ class CardService:
     # --- reviews: validation, then the operator's guardrails (also run by the approval
     # resolvers, before the tool body, to decide whether to ask the human) -------------------
 
-    async def review_create(self, request: CreateCard) -> Verdict:
+    async def review_create(
+        self, request: CreateCard, idempotency_key: str | None = None
+    ) -> Verdict:
         self._require(Capability.CREATE_CARD, "create_card")
+        if idempotency_key is not None and await self._replayed(idempotency_key, request):
+            return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
         if request.single_use:
             self._require(Capability.SINGLE_USE, "single_use cards")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
@@ -176,6 +190,8 @@ class CardService:
         idempotency_key: str | None = None,
         call: CallConsent = NOT_ASKED,
     ) -> Card:
+        if idempotency_key is not None and (made := await self._replayed(idempotency_key, request)):
+            return await self.get_card(made)
         verdict = await self.review_create(request)
         spec = CardSpec(
             agent_id=request.agent_id or await self.issuer.default_agent_id(),
@@ -196,12 +212,33 @@ class CardService:
             landing.card = card
             if call.note is not None:
                 call.note.card_id = card.id  # recorded even if the read-back below refuses the card
+            if idempotency_key is not None:
+                digest = approvals.digest(request.tool, request.arguments())
+                await self.budget.store.remember(
+                    idempotency_key, digest, card.id, self.budget.now()
+                )
             expected = Policy(
                 daily_limit_cents=request.daily_limit_cents,
                 per_auth_max_cents=request.per_auth_max_cents or request.daily_limit_cents,
                 mcc_allowlist=spec.mcc_allowlist,
             )
             return await self._read_back(card.id, expected, landing)
+
+    async def _replayed(self, idempotency_key: str, request: CreateCard) -> str | None:
+        """The id of the card an earlier create_card with this idempotency key made (within the
+        issuers' 24 hours), so that a retry neither reserves nor asks for approval again; a key
+        reused for another request is ``idempotency_conflict``."""
+        since = self.budget.now() - IDEMPOTENCY_WINDOW
+        seen = await self.budget.store.recall(idempotency_key, since)
+        if seen is None:
+            return None
+        digest, card_id = seen
+        if digest != approvals.digest(request.tool, request.arguments()):
+            raise IdempotencyConflict(
+                "idempotency_key was already used for a create_card with other arguments; "
+                "use a new key for a new card, or repeat the first request exactly."
+            )
+        return card_id
 
     async def _read_back(self, card_id: str, expected: Policy, landing: Landing) -> Card:
         """The card as the issuer now reports it, which must carry exactly the policy asked

@@ -140,6 +140,15 @@ class BudgetStore(Protocol):
 
     async def reservations(self) -> list[Reservation]: ...
 
+    async def remember(self, key: str, digest: str, card_id: str, now: datetime) -> None:
+        """An agent's idempotency key, the digest of the request it came with, and the card it
+        made (the first one recorded for the key stays)."""
+        ...
+
+    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
+        """(digest, card id) recorded for ``key`` at or after ``since``, or None."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -216,5 +216,23 @@ class PostgresBudget:
             )
             return [_reservation(row) for row in await cursor.fetchall()]
 
+    async def remember(self, key: str, digest: str, card_id: str, now: datetime) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO budget_idempotency (account, key, digest, card_id, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account, key) DO NOTHING",
+                (self.account, key, digest, card_id, now),
+            )
+
+    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT digest, card_id FROM budget_idempotency WHERE account = %s AND key = %s "
+                "AND created_at >= %s",
+                (self.account, key, since),
+            )
+            row = await cursor.fetchone()
+            return None if row is None else (row["digest"], row["card_id"])
+
     async def aclose(self) -> None:
         return None  # the pool belongs to open_postgres

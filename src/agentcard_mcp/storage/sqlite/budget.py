@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS budget_reservations (
 CREATE UNIQUE INDEX IF NOT EXISTS budget_reservations_card
     ON budget_reservations (account, card_id) WHERE card_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS budget_reservations_account ON budget_reservations (account);
+CREATE TABLE IF NOT EXISTS budget_idempotency (
+    account    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    card_id    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (account, key)
+);
 """
 
 # Cards that can count today: active ones, ones that spent today, and ones being written to.
@@ -235,6 +243,24 @@ class SqliteBudget:
                 (self.account,),
             ).fetchall()
             return [_reservation(row) for row in rows]
+
+        return await self._db.read(read)
+
+    async def remember(self, key: str, digest: str, card_id: str, now: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO budget_idempotency (account, key, digest, card_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, key) DO NOTHING",
+            [(self.account, key, digest, card_id, _iso(now))],
+        )
+
+    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
+        def read(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row = conn.execute(
+                "SELECT digest, card_id FROM budget_idempotency WHERE account = ? AND key = ? "
+                "AND created_at >= ?",
+                (self.account, key, _iso(since)),
+            ).fetchone()
+            return None if row is None else (row["digest"], row["card_id"])
 
         return await self._db.read(read)
 

@@ -1,0 +1,94 @@
+"""create_card with an idempotency key: a retry gets the card the first call made — no second
+card, no second reservation, no second approval — and a key reused for another request is
+idempotency_conflict (the server remembers the key with the request's digest)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from agentcard_mcp.server import create_server
+from agentcard_mcp.settings import Settings
+from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
+from tests.server.conftest import Agent, hermetic_settings
+
+pytestmark = pytest.mark.anyio
+
+POLICY = """\
+max_card_daily_limit_cents = 5000
+max_per_auth_cents = 5000
+max_total_daily_cents = 5000
+max_active_cards = 1
+require_approval_above_cents = 2500
+unfreeze = "allow"
+close = "allow"
+"""
+
+
+@pytest.fixture
+def tight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    settings = hermetic_settings(tmp_path / "home", monkeypatch)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    return settings.model_copy(update={"policy_file": policy})
+
+
+@pytest.fixture(params=["auto", "legacy"])
+async def agent(request: pytest.FixtureRequest, tight: Settings) -> AsyncIterator[Agent]:
+    async with Client(create_server(tight), mode=request.param) as client:
+        listing = await client.list_tools()
+        yield Agent(client, {tool.name: tool for tool in listing.tools})
+
+
+CARD = {"purpose": "flights", "daily_limit_cents": 5000, "idempotency_key": "retry-1"}
+
+
+async def test_a_retry_with_the_same_key_returns_the_same_card_without_a_second_reservation(
+    agent: Agent,
+) -> None:
+    first = await agent.call("create_card", {**CARD, "daily_limit_cents": 2000})
+    # The card fills max_active_cards = 1: a new card would be refused, the retry is not.
+    again = await agent.call("create_card", {**CARD, "daily_limit_cents": 2000})
+    assert again["id"] == first["id"]
+    code, _ = await agent.fail(
+        "create_card", {**CARD, "daily_limit_cents": 2000, "idempotency_key": "other"}
+    )
+    assert code == "guardrail_exceeded"
+    assert await agent.card_ids() == [first["id"]]
+    limits = await agent.call("get_limits")
+    assert (limits["active_cards"], limits["committed_daily_cents"]) == (1, 2000)
+
+
+async def test_a_key_reused_for_another_request_is_an_idempotency_conflict(agent: Agent) -> None:
+    first = await agent.call("create_card", {**CARD, "daily_limit_cents": 2000})
+    code, message = await agent.fail("create_card", {**CARD, "daily_limit_cents": 1000})
+    assert code == "idempotency_conflict"
+    assert "new key" in message
+    assert await agent.card_ids() == [first["id"]]
+
+
+async def test_an_approved_create_retried_with_its_key_is_not_asked_again(
+    tight: Settings,
+) -> None:
+    # No elicitation in this client: the first call must go out of band.
+    async with Client(create_server(tight)) as client:
+        first = await client.call_tool("create_card", CARD)
+        assert first.is_error
+        text = first.content[0].text  # type: ignore[union-attr]
+        assert text.startswith("approval_required:")
+        approval = text.split("(id ", 1)[1].split(",", 1)[0]
+        async with SqliteApprovals(tight.home) as store:  # the operator's side
+            await store.approve(approval)
+        made = await client.call_tool("create_card", {**CARD, "approval_id": approval})
+        assert not made.is_error, made.content
+        # The same call again, as a client retrying after a lost answer: the card, no new ask.
+        with anyio.fail_after(10):
+            again = await client.call_tool("create_card", {**CARD, "approval_id": approval})
+        assert not again.is_error, again.content
+        assert again.structured_content is not None
+        assert made.structured_content is not None
+        assert again.structured_content["id"] == made.structured_content["id"]
