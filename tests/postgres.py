@@ -35,7 +35,14 @@ def server_url() -> str:
     data = Path(tempfile.mkdtemp(prefix="agentcard-pg-")) / "data"
     data.mkdir()
     server = PostgresServer(data, cleanup_mode="delete")
-    return str(server.get_uri())
+    url = str(server.get_uri())
+    # A throwaway server: durability buys the tests nothing, and CREATE DATABASE and every
+    # commit wait for fsync otherwise (the suite's many fresh databases add up to minutes).
+    with psycopg.connect(url, autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
+    return url
 
 
 def _with_database(url: str, name: str) -> str:
