@@ -190,8 +190,8 @@ class CardService:
         idempotency_key: str | None = None,
         call: CallConsent = NOT_ASKED,
     ) -> Card:
-        if idempotency_key is not None and (made := await self._replayed(idempotency_key, request)):
-            return await self.get_card(made)
+        if idempotency_key is not None and (seen := await self._replayed(idempotency_key, request)):
+            return await self.get_card(seen)
         verdict = await self.review_create(request)
         spec = CardSpec(
             agent_id=request.agent_id or await self.issuer.default_agent_id(),
@@ -212,17 +212,19 @@ class CardService:
             landing.card = card
             if call.note is not None:
                 call.note.card_id = card.id  # recorded even if the read-back below refuses the card
-            if idempotency_key is not None:
-                digest = approvals.digest(request.tool, request.arguments())
-                await self.budget.store.remember(
-                    idempotency_key, digest, card.id, self.budget.now()
-                )
             expected = Policy(
                 daily_limit_cents=request.daily_limit_cents,
                 per_auth_max_cents=request.per_auth_max_cents or request.daily_limit_cents,
                 mcc_allowlist=spec.mcc_allowlist,
             )
-            return await self._read_back(card.id, expected, landing)
+            made = await self._read_back(card.id, expected, landing)
+            if idempotency_key is not None:
+                # Only a card that passed its read-back: a retry of a refused one is refused again.
+                digest = approvals.digest(request.tool, request.arguments())
+                await self.budget.store.remember(
+                    idempotency_key, digest, made.id, self.budget.now()
+                )
+            return made
 
     async def _replayed(self, idempotency_key: str, request: CreateCard) -> str | None:
         """The id of the card an earlier create_card with this idempotency key made (within the
