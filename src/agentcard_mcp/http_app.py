@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 
 from .errors import InvalidParams
 from .http_auth import AuthState, KeyAuth
+from .redaction import redact
 from .server import CardServer
 from .settings import Settings
 from .storage import Storage, open_storage
@@ -98,7 +99,7 @@ def create_http_app(server: CardServer, options: HttpOptions, storage: OpenStora
         # lifespan (the streamable HTTP session manager) runs inside them.
         async with (
             storage() as opened,
-            server.issuer_scope(),
+            server.issuer_scope(opened),
             mcp_app.router.lifespan_context(mcp_app),
         ):
             yield {"storage": opened}
@@ -138,7 +139,7 @@ async def _check_keys(options: HttpOptions, storage: OpenStorage) -> None:
 
 
 def serve_http(server: CardServer, settings: Settings, options: HttpOptions) -> None:
-    storage = partial(open_storage, settings)
+    storage = partial(open_storage, settings, audit_scrub=redact)
     anyio.run(_check_keys, options, storage)
     log.warning(
         "serving %s on http://%s:%d%s (allowed hosts: %s; allowed origins: %s)",

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
@@ -59,10 +59,14 @@ from .redaction import clean_json_text, install_log_redaction, redact, redact_te
 from .schemas import compact, one_line
 from .service import CardService
 from .settings import Settings
-from .storage import open_storage
+from .storage import Storage, open_storage
 from .storage.base import AuditSink
 
-__all__ = ["CardServer", "create_server"]
+__all__ = ["CardServer", "IssuerScope", "create_server"]
+
+# Opens the issuer (and the storage, unless one already open is handed in) for the server's
+# calls, and binds them.
+IssuerScope = Callable[[Storage | None], AbstractAsyncContextManager[None]]
 
 INSTRUCTIONS = (
     "Prepaid spending cards for this agent, within limits set by a human operator. All amounts "
@@ -150,7 +154,7 @@ class CardServer(MCPServer[None]):
         self.audit: AuditSink | None = None
         # Opens the issuer and binds it for the server's calls; set by create_server. The HTTP
         # app enters it in its own lifespan, once for all sessions.
-        self.issuer_scope: Callable[[], AbstractAsyncContextManager[None]] = _no_issuer
+        self.issuer_scope: IssuerScope = _no_issuer
         # False where the human cannot be asked through the client (stateless HTTP keeps no
         # session to carry the form): approvals then go out of band.
         self.in_band_approval = True
@@ -309,7 +313,7 @@ def _consent(
 
 
 @asynccontextmanager
-async def _no_issuer() -> AsyncIterator[None]:
+async def _no_issuer(_: Storage | None = None) -> AsyncIterator[None]:
     yield
 
 
@@ -342,11 +346,15 @@ def create_server(
     service = CardService(operator_policy)
 
     @asynccontextmanager
-    async def issuer_scope() -> AsyncIterator[None]:
-        async with (
-            open_storage(settings, audit_scrub=redact) as storage,
-            open_issuer(settings, issuer_transport) as issuer,
-        ):
+    async def issuer_scope(opened: Storage | None = None) -> AsyncIterator[None]:
+        # The HTTP app hands in the storage it opened for its key checks: one pool a process.
+        async with AsyncExitStack() as stack:
+            storage = opened
+            if storage is None:
+                storage = await stack.enter_async_context(
+                    open_storage(settings, audit_scrub=redact)
+                )
+            issuer = await stack.enter_async_context(open_issuer(settings, issuer_transport))
             budget = Budget(storage.budget)
             # The budget learns every card the issuer has, and settles what a crash left.
             await budget.sync(issuer)
