@@ -37,7 +37,7 @@ from .issuers.base import Issuer
 from .models import Card
 from .storage.base import BudgetStore, CardRecord, Check, DayTotals, Hold, Reservation
 
-__all__ = ["Budget", "Landing", "record_of"]
+__all__ = ["Budget", "CardBusy", "Landing", "record_of"]
 
 log = logging.getLogger("agentcard_mcp.budget")
 
@@ -68,6 +68,10 @@ class Landing:
     """What the issuer reported after the write: set by the body of ``Budget.hold``."""
 
     card: Card | None = None
+
+
+class CardBusy(IssuerUnavailable):
+    """Another write to the card is still in flight (nothing was reserved)."""
 
 
 def _no_check(_: DayTotals, __: CardRecord | None) -> None:
@@ -109,10 +113,12 @@ class Budget:
 
     @asynccontextmanager
     async def hold(
-        self, hold: Hold, issuer: Issuer, check: Check = _no_check
+        self, hold: Hold, issuer: Issuer, check: Check = _no_check, *, wait_s: float | None = None
     ) -> AsyncIterator[Landing]:
+        """Reserves ``hold`` (see the module docstring); ``CardBusy`` when another write to the
+        card is still in flight after ``wait_s`` (default ``WAIT_S``)."""
         await self.reconcile(issuer)
-        reservation = await self._reserve(hold, check, issuer)
+        reservation = await self._reserve(hold, check, issuer, wait_s)
         landing = Landing()
         try:
             yield landing
@@ -123,8 +129,10 @@ class Budget:
         with anyio.CancelScope(shield=True):
             await self._settle(reservation.id, landing.card)
 
-    async def _reserve(self, hold: Hold, check: Check, issuer: Issuer) -> Reservation:
-        deadline = anyio.current_time() + self._wait_s
+    async def _reserve(
+        self, hold: Hold, check: Check, issuer: Issuer, wait_s: float | None
+    ) -> Reservation:
+        deadline = anyio.current_time() + (self._wait_s if wait_s is None else wait_s)
         while True:
             reservation = await self.store.reserve(
                 hold, check, day=self.today(), owner=self.owner, now=self.now(),
@@ -133,7 +141,7 @@ class Budget:
             if reservation is not None:
                 return reservation
             if anyio.current_time() > deadline:
-                raise IssuerUnavailable(
+                raise CardBusy(
                     f"another change to card {hold.card_id} is still in progress; "
                     "try again in a minute."
                 )

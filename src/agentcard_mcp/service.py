@@ -9,12 +9,13 @@ write, the card's policy is read back from the issuer and must be what was asked
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from . import approvals, categories, consent, guardrails
-from .budget import Budget, Landing
+from .budget import Budget, CardBusy, Landing
 from .consent import CallConsent
 from .errors import (
     AgentCardError,
@@ -45,7 +46,11 @@ from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals,
 
 __all__ = ["CardService"]
 
+log = logging.getLogger("agentcard_mcp.service")
+
 NOT_ASKED = CallConsent()
+# How long freeze_card waits for another write to the card before freezing without it.
+FREEZE_WAIT_S = 1.0
 # How long an agent's idempotency key for create_card is remembered (as issuers keep theirs).
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -282,9 +287,16 @@ class CardService:
         # other writes to the card; the card then commits only what it spent today.
         self._require(Capability.FREEZE, "freeze_card")
         hold = Hold(card_id=card_id, commits_cents=0, active=False)
-        async with self.budget.hold(hold, self.issuer) as landing:
-            landing.card = await self.issuer.freeze(card_id)
-            return landing.card
+        try:
+            async with self.budget.hold(hold, self.issuer, wait_s=FREEZE_WAIT_S) as landing:
+                landing.card = await self.issuer.freeze(card_id)
+                return landing.card
+        except CardBusy:
+            # Another write to the card is in flight (or died with its process): freeze now
+            # anyway. The budget is left as it is, so the card keeps counting what it did —
+            # never less than it may spend — until that write is settled or reconciled.
+            log.warning("budget: card %s frozen while another write to it is in flight", card_id)
+            return await self.issuer.freeze(card_id)
 
     async def unfreeze_card(
         self,
