@@ -47,39 +47,10 @@ async def open_storage(
         async with open_postgres(url, account, audit_scrub=audit_scrub) as storage:
             yield storage
         return
-    from .sqlite.approvals import SqliteApprovals
-    from .sqlite.audit import JsonlAudit
-    from .sqlite.budget import SqliteBudget
-    from .sqlite.keys import SqliteKeyStore
-    from .sqlite.rates import MemoryRateLimits
-    from .sqlite.sessions import MemorySessionBindings
+    from .sqlite import open_sqlite
 
-    home = settings.ensure_home()
-    budget = SqliteBudget(home, account)
-    try:
-        approvals = SqliteApprovals(home)
-        try:
-            audit = JsonlAudit(home, audit_scrub)
-            try:
-                keys = SqliteKeyStore(home)
-                try:
-                    yield Storage(
-                        budget=budget,
-                        backend="sqlite",
-                        approvals=approvals,
-                        audit=audit,
-                        keys=keys,
-                        rates=MemoryRateLimits(),
-                        sessions=MemorySessionBindings(),
-                    )
-                finally:
-                    await keys.aclose()
-            finally:
-                await audit.aclose()
-        finally:
-            await approvals.aclose()
-    finally:
-        await budget.aclose()
+    async with open_sqlite(settings.ensure_home(), account, audit_scrub=audit_scrub) as storage:
+        yield storage
 
 
 def storage_errors(settings: Settings) -> tuple[type[Exception], ...]:
