@@ -111,6 +111,23 @@ class Budget:
         day = self.today()
         await self.store.observe([record_of(card, day) for card in cards])
 
+    async def refresh_spend(self, issuer: Issuer) -> None:
+        """Today's spend of every active card as the issuer reports it now (purchases happen
+        at the issuer, unseen by the server). Bounded by the operator's max_active_cards, not
+        by history; frozen and closed cards keep the spend recorded when they stopped."""
+        found: list[Card] = []
+
+        async def read(card_id: str) -> None:
+            try:
+                found.append(await issuer.get_card(card_id))
+            except NotFound:
+                return
+
+        async with anyio.create_task_group() as group:
+            for card_id in await self.store.active_cards():
+                group.start_soon(read, card_id)
+        await self.observe(*found)
+
     @asynccontextmanager
     async def hold(
         self, hold: Hold, issuer: Issuer, check: Check = _no_check, *, wait_s: float | None = None

@@ -418,8 +418,10 @@ class CardService:
 
     async def get_limits(self) -> Limits:
         """The day's budget from the store (no listing of cards: the cost does not grow with
-        them), the ceilings, pending approvals, and what the issuer reports of itself."""
+        them; the active cards' spend read afresh), the ceilings, pending approvals, and what
+        the issuer reports of itself."""
         await self.budget.reconcile(self.issuer)
+        await self.budget.refresh_spend(self.issuer)
         day = await self.budget.totals()
         usage: dict[str, Any] = {}
         if Capability.USAGE in self.issuer.capabilities:

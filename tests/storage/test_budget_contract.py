@@ -306,18 +306,21 @@ async def test_settle_replaces_the_cards_record_and_removes_the_reservation(
     assert await store.totals(TODAY) == DayTotals(TODAY, 2500, 1, 150)
 
 
-async def test_settle_takes_the_issuers_record_even_when_it_is_lower_than_the_stored_one(
+async def test_settle_takes_the_issuers_status_and_limit_even_when_lower_but_never_less_spend(
     store: BudgetStore,
 ) -> None:
-    # Unlike observe, a settle is our own write as the issuer answered it: status, limit and
-    # spend are all replaced, whatever the stored record said.
+    # Unlike observe, a settle is our own write as the issuer answered it: status and limit are
+    # replaced, whatever the stored record said. A day's spend only grows, though: an issuer
+    # reporting a closed card's spend as 0, or an older day's, does not undo today's.
     await store.observe([card("a", "active", limit=1000, spent=600)])
     held = await reserved(store, "a", 0, active=False)
-    landed = card("a", "closed", limit=10, spent=0, day=YESTERDAY)
 
-    await store.settle(held.id, landed)
+    await store.settle(held.id, card("a", "closed", limit=10, spent=0))
 
-    assert await store.record("a") == landed
+    assert await store.record("a") == card("a", "closed", limit=10, spent=600)
+    held = await reserved(store, "a", 0, active=False)
+    await store.settle(held.id, card("a", "closed", limit=10, spent=0, day=YESTERDAY))
+    assert await store.record("a") == card("a", "closed", limit=10, spent=600)
 
 
 async def test_settling_a_new_cards_reservation_adopts_the_card(store: BudgetStore) -> None:

@@ -119,7 +119,8 @@ class BudgetStore(Protocol):
         ...
 
     async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
-        """In one transaction: the card's record replaced by ``card`` (when given) and the
+        """In one transaction: the card's record replaced by ``card`` (when given; a day's spend
+        never goes down, whatever the issuer reports of a closed card) and the
         reservation removed. ``settle(id, None)`` releases it."""
         ...
 
@@ -136,6 +137,10 @@ class BudgetStore(Protocol):
 
     async def spent(self, card_id: str, cents: int, day: str) -> None:
         """A known card's spend as an authorization reported it (same rule as ``observe``)."""
+        ...
+
+    async def active_cards(self) -> list[str]:
+        """The ids of the cards recorded active (or pending)."""
         ...
 
     async def reservations(self) -> list[Reservation]: ...

@@ -74,8 +74,14 @@ VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (account, card_id) DO UPDATE SET
     status = excluded.status,
     daily_limit_cents = excluded.daily_limit_cents,
-    spent_cents = excluded.spent_cents,
-    spent_day = excluded.spent_day
+    -- A day's spend only grows: an issuer that reports a closed card's spend as 0 must not
+    -- make today's spend (and a closed card's commitment) drop.
+    spent_cents = CASE
+        WHEN excluded.spent_day > budget_cards.spent_day THEN excluded.spent_cents
+        WHEN excluded.spent_day = budget_cards.spent_day
+            THEN GREATEST(excluded.spent_cents, budget_cards.spent_cents)
+        ELSE budget_cards.spent_cents END,
+    spent_day = GREATEST(excluded.spent_day, budget_cards.spent_day)
 """
 
 _OBSERVE = """
@@ -207,6 +213,15 @@ class PostgresBudget:
                 "AND card_id = %s AND (spent_day < %s OR (spent_day = %s AND spent_cents < %s))",
                 (cents, day, self.account, card_id, day, day, cents),
             )
+
+    async def active_cards(self) -> list[str]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT card_id FROM budget_cards WHERE account = %s "
+                "AND status IN ('active', 'pending') ORDER BY card_id",
+                (self.account,),
+            )
+            return [row["card_id"] for row in await cursor.fetchall()]
 
     async def reservations(self) -> list[Reservation]:
         async with self._pool.connection() as conn:

@@ -107,8 +107,14 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (account, card_id) DO UPDATE SET
     status = excluded.status,
     daily_limit_cents = excluded.daily_limit_cents,
-    spent_cents = excluded.spent_cents,
-    spent_day = excluded.spent_day
+    -- A day's spend only grows: an issuer that reports a closed card's spend as 0 must not
+    -- make today's spend (and a closed card's commitment) drop.
+    spent_cents = CASE
+        WHEN excluded.spent_day > budget_cards.spent_day THEN excluded.spent_cents
+        WHEN excluded.spent_day = budget_cards.spent_day
+            THEN MAX(excluded.spent_cents, budget_cards.spent_cents)
+        ELSE budget_cards.spent_cents END,
+    spent_day = MAX(excluded.spent_day, budget_cards.spent_day)
 """
 
 # Of a known card only a higher spend of the same day, or any spend of a later day.
@@ -235,6 +241,17 @@ class SqliteBudget:
             "AND card_id = ? AND (spent_day < ? OR (spent_day = ? AND spent_cents < ?))",
             [(cents, day, self.account, card_id, day, day, cents)],
         )
+
+    async def active_cards(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT card_id FROM budget_cards WHERE account = ? "
+                "AND status IN ('active', 'pending') ORDER BY card_id",
+                (self.account,),
+            ).fetchall()
+            return [row["card_id"] for row in rows]
+
+        return await self._db.read(read)
 
     async def reservations(self) -> list[Reservation]:
         def read(conn: sqlite3.Connection) -> list[Reservation]:
