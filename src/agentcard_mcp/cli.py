@@ -310,6 +310,10 @@ def _with_storage(
         return failed
 
 
+async def _opened(_: Storage) -> int:
+    return 0
+
+
 def _where(settings: Settings) -> str:
     """The home, or the database URL without its user and password."""
     url = settings.database_url_text()
@@ -343,6 +347,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings.check()
         _set_log_level(settings.log_level)
         server = create_server(settings)  # a bad policy file stops it here, naming the key
+        # The state opens before anything is served: an unreachable database or an unusable
+        # home is said here in one line, not as a traceback from inside the transport.
+        if _with_storage(settings, "agentcard-mcp", 2, _opened) != 0:
+            return 2
         if transport != "stdio":
             return _serve_http(server, settings, args)
     except AgentCardError as exc:

@@ -23,6 +23,8 @@ log = logging.getLogger("agentcard_mcp.storage")
 
 Pool = AsyncConnectionPool[AsyncConnection[DictRow]]
 
+CONNECT_TIMEOUT_S = 10
+
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK = "agentcard_mcp:migrations"
 
@@ -67,14 +69,18 @@ async def migrate(conn: AsyncConnection[DictRow]) -> list[str]:
 @asynccontextmanager
 async def open_pool(url: str, *, max_size: int = 10) -> AsyncIterator[Pool]:
     """A pool of connections to ``url``, the schema migrated before the first use."""
+    # One plain connection first: an unreachable or refusing server fails at once with the
+    # server's own reason, rather than as the pool's retries and a timeout.
+    probe = await AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    await probe.close()
     pool: Pool = AsyncConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         open=False,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
     )
-    await pool.open(wait=True, timeout=30)
+    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
     try:
         async with pool.connection() as conn:
             await migrate(conn)
