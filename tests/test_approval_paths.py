@@ -642,3 +642,47 @@ async def test_the_audit_log_records_an_elicited_approval(connect: Connect, home
     assert [line["outcome"] for line in creates] == rounds
     assert creates[-1]["card_id"] == card["id"]
     assert APPROVAL_ID.fullmatch(creates[-1]["approval_id"] or "")
+
+
+# --- the approval channel (DESIGN §5) ----------------------------------------------------------
+
+
+async def test_under_the_console_channel_an_accepting_client_is_not_asked(
+    connect: Connect, operator: Operator
+) -> None:
+    connect.policy('approval_channel = "console"\n')
+    human = Human("accept")
+    async with connect(human) as agent:
+        approval_id = await agent.approval_required("create_card", CREATE)
+        assert await agent.cards() == []
+        pending = (await agent.call("get_limits"))["pending_approvals"]
+        assert [entry.split(":", 1)[0] for entry in pending] == [approval_id]
+        await operator.approve(approval_id)
+        card = await agent.call("create_card", {**CREATE, "approval_id": approval_id})
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+    assert human.forms == []
+
+
+async def test_under_the_elicit_channel_stdio_asks_in_band(connect: Connect) -> None:
+    connect.policy('approval_channel = "elicit"\n')
+    human = Human("accept")
+    async with connect(human) as agent:
+        await agent.call("create_card", CREATE)
+    assert len(human.forms) == 1
+
+
+async def test_an_approved_call_that_then_fails_a_ceiling_does_not_burn_the_approval(
+    connect: Connect, operator: Operator
+) -> None:
+    connect.policy("max_total_daily_cents = 6000\n")
+    async with connect() as agent:  # no form: the operator decides
+        approval_id = await agent.approval_required("create_card", CREATE)
+        await operator.approve(approval_id)
+        small = await agent.call("create_card", SMALL)  # 2000 + 5000 is now past 6000
+
+        code, _ = await agent.fail("create_card", {**CREATE, "approval_id": approval_id})
+        assert code == "guardrail_exceeded"
+
+        await agent.call("freeze_card", {"card_id": small["id"]})  # frees the day's room
+        card = await agent.call("create_card", {**CREATE, "approval_id": approval_id})
+        assert card["daily_limit_cents"] == CREATE["daily_limit_cents"]

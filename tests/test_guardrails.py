@@ -98,6 +98,7 @@ def test_without_a_file_the_built_in_defaults_apply(tmp_path: Path) -> None:
         "require_approval_above_cents": 2500,
         "unfreeze": "approval",
         "close": "approval",
+        "approval_channel": "auto",
     }
 
 
@@ -166,6 +167,11 @@ def test_the_policy_is_immutable() -> None:
         ('blocked_merchants = ["  "]', "blocked_merchants: entries must not be blank"),
         ('unfreeze = "maybe"', 'unfreeze: must be one of "allow", "approval", "deny"'),
         ("close = false", 'close: must be one of "allow", "approval", "deny"'),
+        (
+            'approval_channel = "web"',
+            'approval_channel: must be one of "auto", "console", "elicit"',
+        ),
+        ("approval_channel = 1", 'approval_channel: must be one of "auto", "console", "elicit"'),
         ("max_active_cards = 5\nmax_per_auth_cents = ", "not valid TOML: Invalid value (at line 2"),
     ],
 )
@@ -265,6 +271,20 @@ def test_render_lists_every_key_with_dollars() -> None:
         assert amount in text
 
 
+@pytest.mark.parametrize("channel", ["auto", "console", "elicit"])
+def test_the_approval_channel_is_read_and_shown_with_its_choices(
+    tmp_path: Path, channel: str
+) -> None:
+    path = write(tmp_path / "policy.toml", f'approval_channel = "{channel}"\n')
+    assert read_policy(path).approval_channel == channel
+    line = next(
+        row for row in render(read_policy(path), str(path)).splitlines()
+        if row.startswith("approval_channel")
+    )  # fmt: skip
+    assert line.startswith(f'approval_channel = "{channel}"')
+    assert "# auto | console | elicit" in line
+
+
 def test_usd() -> None:
     assert [usd(0), usd(5), usd(2500), usd(123456789)] == [
         "$0.00",
@@ -288,6 +308,7 @@ policies = st.builds(
     require_approval_above_cents=amounts,
     unfreeze=st.sampled_from(["allow", "approval", "deny"]),
     close=st.sampled_from(["allow", "approval", "deny"]),
+    approval_channel=st.sampled_from(["auto", "console", "elicit"]),
 )
 
 

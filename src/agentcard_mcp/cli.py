@@ -108,7 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="cards:read may only read (get_limits, list_cards, get_card, "
         "read_ledger); cards:write may call every tool (default)",
     )
-    key_actions.add_parser("list", help="the keys: prefix, name, scope, rate, created, last used")
+    create.add_argument(
+        "--allow-in-band-approval",
+        action="store_true",
+        help="let this key's MCP client answer approval forms in band under the policy's "
+        'approval_channel = "auto" (off by default: over HTTP the client is code on the '
+        "agent's side, so approvals go to the operator)",
+    )
+    key_actions.add_parser(
+        "list",
+        help="the keys: prefix, name, scope, rate, in-band approval, created, last used",
+    )
     revoke = key_actions.add_parser("revoke", help="revoke a key: its next request is refused")
     revoke.add_argument("key_id", metavar="ID")  # fmt: skip
 
@@ -272,6 +282,7 @@ def _operator_command(args: argparse.Namespace) -> int:
                 name=getattr(args, "name", None),
                 scope=getattr(args, "scope", "cards:write"),
                 rate=getattr(args, "rate", 60),
+                allow_in_band_approval=getattr(args, "allow_in_band_approval", False),
                 key_id=getattr(args, "key_id", None),
             ),
         )

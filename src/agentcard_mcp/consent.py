@@ -6,7 +6,9 @@ Three ways, tried in this order:
 1. ``approval_id``: the operator approved this exact call out of band
    (``agentcard-mcp approvals approve ID``); the approval is consumed, once.
 2. In band: the MCP client asked the human (a form with the exact action and amounts). Accept
-   proceeds; anything else is ``approval_denied``.
+   proceeds; anything else is ``approval_denied``. Only where the policy's ``approval_channel``
+   trusts the client to be the human's (``in_band``): on HTTP and SSE the client is code on the
+   agent's side, so by default it is not asked there.
 3. Otherwise a pending approval is recorded and the call fails ``approval_required`` naming its
    id; the agent repeats the call with ``approval_id`` once the operator has approved.
 
@@ -25,10 +27,21 @@ from typing import Any, Literal
 from .errors import ApprovalDenied, ApprovalRequired
 from .guardrails import Verdict
 from .models import WriteRequest
+from .policy import Channel
 from .redaction import redact_text
 from .storage.base import ApprovalStore
 
-__all__ = ["AuditNote", "CallConsent", "Human", "caller", "settle", "summarize"]
+__all__ = [
+    "AuditNote",
+    "CallConsent",
+    "Human",
+    "Reach",
+    "caller",
+    "in_band",
+    "reach",
+    "settle",
+    "summarize",
+]
 
 # What the human said in band: "approved"; "not_approved" (the form came back unticked);
 # "declined" (declined or dismissed the form); None when nobody was asked.
@@ -56,6 +69,34 @@ class CallConsent:
 
 # Who is calling: "stdio", or an HTTP API key's id (set by the HTTP transport).
 caller: ContextVar[str] = ContextVar("caller", default="stdio")
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How the call reaches the server, as far as asking the human in band goes."""
+
+    transport: Literal["stdio", "http", "sse"] = "stdio"
+    # False on stateless HTTP: no session to carry a form to the client and its answer back.
+    session: bool = True
+    # The calling HTTP key was made with ``keys create --allow-in-band-approval``.
+    key_allows_in_band: bool = False
+
+
+STDIO = Reach()
+# Set by the HTTP transport with the caller (``KeyAuth``); stdio and in-memory clients keep the
+# default.
+reach: ContextVar[Reach] = ContextVar("reach", default=STDIO)
+
+
+def in_band(channel: Channel, via: Reach) -> bool:
+    """Whether the human may be asked through the MCP client (DESIGN §5). On stdio the client is
+    the host the person sits at; over HTTP and SSE it is whatever the agent's side runs, so
+    ``auto`` trusts it only for a key the operator marked so."""
+    if not via.session or channel == "console":
+        return False
+    if channel == "elicit":
+        return True
+    return via.transport == "stdio" or via.key_allows_in_band
 
 
 def summarize(tool: str, arguments: Mapping[str, Any], verdict: Verdict) -> str:

@@ -42,7 +42,8 @@ def ask(
     in_band: bool = True,
 ) -> Elicit[ApprovalForm] | NotAsked:
     """The resolver's answer: ask the human only when approval is needed, no approval id was
-    given, the transport allows asking in band, and the client can show a form."""
+    given, the approval channel allows asking this caller in band (``consent.in_band``), and
+    the client can show a form."""
     if not verdict.needs_approval or approval_id is not None or not in_band:
         return NotAsked()
     if not can_elicit(ctx):

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from .consent import Reach
 from .errors import InvalidParams
 from .http_auth import AuthState, KeyAuth
 from .redaction import redact
@@ -66,6 +67,12 @@ class HttpOptions:
         return [*LOOPBACK_ORIGINS, *self.allowed_origins]
 
     @property
+    def reach(self) -> Reach:
+        """How calls come in, for the approval channel: stateless HTTP has no session to carry
+        an in-band form (the calling key's own flag is added per request by ``KeyAuth``)."""
+        return Reach(transport=self.transport, session=not self.stateless)
+
+    @property
     def path(self) -> str:
         return "/mcp" if self.transport == "http" else "/sse"
 
@@ -85,7 +92,6 @@ def create_http_app(server: CardServer, options: HttpOptions, storage: OpenStora
         allowed_hosts=options.hosts,
         allowed_origins=options.origins,
     )
-    server.in_band_approval = not options.stateless
     if options.transport == "http":
         mcp_app = server.streamable_http_app(
             stateless_http=options.stateless, transport_security=security, host=options.host
@@ -110,7 +116,7 @@ def create_http_app(server: CardServer, options: HttpOptions, storage: OpenStora
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("", app=KeyAuth(mcp_app)),
+            Mount("", app=KeyAuth(mcp_app, reach=options.reach)),
         ],
         lifespan=lifespan,
     )

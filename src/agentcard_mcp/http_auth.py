@@ -11,7 +11,9 @@ Every request is checked in ClawHQ's order (issuer-docs/clawhq-api-keys.txt):
 4. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After.
 
 Refusals are ``{"error": "...", "code": "...", "status": N}``. The key's id becomes the audit
-log's ``caller`` for the calls it makes. Open streams are watched: revoking the key ends them.
+log's ``caller`` for the calls it makes, and with the transport and the key's
+``allow_in_band_approval`` flag (``consent.reach``) it decides whether the client may be asked
+for an approval in band (DESIGN §5). Open streams are watched: revoking the key ends them.
 
 Keys, rate buckets and session bindings are the app's storage (storage.base: ``KeyStore``,
 ``RateLimits``, ``SessionBindings``), opened by the app's lifespan and handed to every request
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 from uuid import UUID
@@ -30,7 +33,7 @@ from uuid import UUID
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .consent import caller
+from .consent import Reach, caller, reach
 from .keys import KEY_PATTERN, ApiKey, hash_key, keys_command, new_key
 from .storage import Storage
 from .storage.base import KeyStore, RateLimits, SessionBindings
@@ -74,9 +77,13 @@ class KeyAuth:
     """The middleware. The stores it reads on every request are those of the app's lifespan
     state (``AuthState``); nothing about keys is remembered here."""
 
-    def __init__(self, app: ASGIApp, *, watch_every: float = _WATCH_EVERY) -> None:
+    def __init__(
+        self, app: ASGIApp, *, watch_every: float = _WATCH_EVERY, reach: Reach | None = None
+    ) -> None:
         self.app = app
         self.watch_every = watch_every
+        # How the app behind serves calls: stateful streamable HTTP unless told otherwise.
+        self.reach = reach or Reach(transport="http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +105,7 @@ class KeyAuth:
         # per request.
         held = session_id if owner == key.id else None
         token = caller.set(key.id)
+        reached = reach.set(replace(self.reach, key_allows_in_band=key.allow_in_band_approval))
         try:
             await self._serve(
                 storage.keys,
@@ -106,6 +114,7 @@ class KeyAuth:
                 self._binding_send(storage.sessions, send, key, held),
             )
         finally:
+            reach.reset(reached)
             caller.reset(token)
 
     # -- the checks, in order ---------------------------------------------------------------

@@ -1,6 +1,8 @@
 """API keys for the HTTP transports (DESIGN §10), after ClawHQ's scheme
 (issuer-docs/clawhq-api-keys.txt): ``amcp_`` + 32 lowercase alphanumerics, shown once when made,
-stored only as a SHA-256 digest next to a short display prefix, each with a scope and a rate.
+stored only as a SHA-256 digest next to a short display prefix, each with a scope, a rate and
+whether the operator lets its client be asked for approvals in band (``allow_in_band_approval``,
+off by default: over HTTP the client is code on the agent's side).
 
 This module is the key itself — its format, digest, display prefix, scopes and rates, what a new
 one must be, and the constant-time match — shared by both places keys are kept (DESIGN §12):
@@ -64,6 +66,7 @@ class ApiKey:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    allow_in_band_approval: bool = False
 
     @property
     def active(self) -> bool:
@@ -94,6 +97,7 @@ class NewKey:
     name: str
     scope: Scope
     rate: int
+    allow_in_band_approval: bool = False
 
     @property
     def prefix(self) -> str:
@@ -117,7 +121,9 @@ def timestamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
-def mint(name: str, *, scope: str = "cards:write", rate: int = 60) -> NewKey:
+def mint(
+    name: str, *, scope: str = "cards:write", rate: int = 60, allow_in_band_approval: bool = False
+) -> NewKey:
     """A new key named ``name``; invalid_params for a name, scope or rate it cannot have."""
     name = name.strip()
     if not name or len(name) > 100 or not name.isprintable():
@@ -127,7 +133,7 @@ def mint(name: str, *, scope: str = "cards:write", rate: int = 60) -> NewKey:
     if rate not in RATES:
         raise InvalidParams(f"--rate must be one of {', '.join(map(str, RATES))} per minute.")
     key_id = "key_" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
-    return NewKey(new_key(), key_id, name, scope, rate)
+    return NewKey(new_key(), key_id, name, scope, rate, allow_in_band_approval)
 
 
 def no_such_key(key_id: str) -> NotFound:
@@ -150,6 +156,7 @@ async def keys_command(
     name: str | None = None,
     scope: str = "cards:write",
     rate: int = 60,
+    allow_in_band_approval: bool = False,
     key_id: str | None = None,
 ) -> int:
     """Runs one ``keys`` action on ``store`` (the configured backend's); returns the exit
@@ -158,11 +165,14 @@ async def keys_command(
 
     try:
         if action == "create":
-            key, record = await store.create(name or "", scope=scope, rate=rate)
+            key, record = await store.create(
+                name or "", scope=scope, rate=rate, allow_in_band_approval=allow_in_band_approval
+            )
             print(key, file=out)  # stdout: the key alone, so that it can be captured
+            in_band = ", in-band approval" if record.allow_in_band_approval else ""
             print(
-                f"created {record.id} ({record.name}, {record.scope}, {record.rate}/min). This "
-                "is the only time the key is shown: store it now. Send it as "
+                f"created {record.id} ({record.name}, {record.scope}, {record.rate}/min{in_band})."
+                " This is the only time the key is shown: store it now. Send it as "
                 "'Authorization: Bearer <key>'.",
                 file=err,
             )
@@ -184,9 +194,11 @@ def _print_keys(keys: list[ApiKey], out: TextIO) -> None:
     if not keys:
         print("no keys yet: `agentcard-mcp keys create --name NAME`", file=out)
         return
-    header = ("id", "prefix", "name", "scope", "rate", "created", "last used", "revoked")
+    header = ("id", "prefix", "name", "scope", "rate", "in-band approval", "created",
+              "last used", "revoked")  # fmt: skip
     rows = [
-        (k.id, k.prefix + "…", k.name, k.scope, f"{k.rate}/min", k.created_at,
+        (k.id, k.prefix + "…", k.name, k.scope, f"{k.rate}/min",
+         "allowed" if k.allow_in_band_approval else "no", k.created_at,
          k.last_used_at or "never", k.revoked_at or "-")
         for k in keys
     ]  # fmt: skip

@@ -24,6 +24,8 @@ from .redaction import redact_text
 
 __all__ = [
     "BUILTIN_SOURCE",
+    "CHANNELS",
+    "Channel",
     "LoadedPolicy",
     "OperatorPolicy",
     "PolicyError",
@@ -40,6 +42,11 @@ POLICY_FILENAME = "policy.toml"
 
 NonNegative = Annotated[int, Field(ge=0)]
 Gate = Literal["allow", "approval", "deny"]
+# Where the human is asked for an approval (DESIGN §5): "auto" in band on stdio only (and for an
+# HTTP key made --allow-in-band-approval); "console" always out of band; "elicit" in band wherever
+# the client can show a form.
+Channel = Literal["auto", "console", "elicit"]
+CHANNELS: tuple[Channel, ...] = ("auto", "console", "elicit")
 
 
 class PolicyError(InvalidParams):
@@ -61,6 +68,7 @@ class OperatorPolicy(BaseModel):
     require_approval_above_cents: NonNegative = 2_500
     unfreeze: Gate = "approval"
     close: Gate = "approval"
+    approval_channel: Channel = "auto"
 
     @field_validator("allowed_categories", "blocked_merchants", mode="before")
     @classmethod
@@ -170,6 +178,8 @@ def _describe(error: ErrorDetails) -> str:
         return f"{key}: must be an array of strings"
     if key in ("unfreeze", "close"):
         return f'{key}: must be one of "allow", "approval", "deny"'
+    if key == "approval_channel":
+        return f"{key}: must be one of {', '.join(map(_toml_string, CHANNELS))}"
     return f"{key}: must be a non-negative integer"
 
 
@@ -206,11 +216,19 @@ def render(policy: OperatorPolicy, source: str) -> str:
          f"{usd(p.require_approval_above_cents)}: a limit above this asks the operator"),
         ("unfreeze", _toml_string(p.unfreeze), "allow | approval | deny"),
         ("close", _toml_string(p.close), "allow | approval | deny"),
+        ("approval_channel", _toml_string(p.approval_channel), _CHANNEL_NOTES[p.approval_channel]),
     ]  # fmt: skip
     width = max(len(f"{key} = {value}") for key, value, _ in rows)
     lines = [f"# agentcard-mcp policy from {source}"]
     lines += [f"{f'{key} = {value}':<{width}}  # {note}" for key, value, note in rows]
     return "\n".join(lines) + "\n"
+
+
+_CHANNEL_NOTES: dict[Channel, str] = {
+    "auto": "auto | console | elicit: in band on stdio, the operator on HTTP and SSE",
+    "console": "auto | console | elicit: always the operator, out of band",
+    "elicit": "auto | console | elicit: in band wherever the client shows a form",
+}
 
 
 def duration(minutes: int) -> str:

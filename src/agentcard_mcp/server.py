@@ -155,9 +155,6 @@ class CardServer(MCPServer[None]):
         # Opens the issuer and binds it for the server's calls; set by create_server. The HTTP
         # app enters it in its own lifespan, once for all sessions.
         self.issuer_scope: IssuerScope = _no_issuer
-        # False where the human cannot be asked through the client (stateless HTTP keeps no
-        # session to carry the form): approvals then go out of band.
-        self.in_band_approval = True
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
@@ -391,11 +388,14 @@ def create_server(
 def _register_tools(server: CardServer, service: CardService) -> None:
     # Resolvers run before the tool body (and again on each round of the 2026-07-28 protocol):
     # they review the call and ask the human only when the operator's policy wants approval.
-    # Everything the approval would cover goes in front of the human (agent_id included).
+    # Everything the approval would cover goes in front of the human (agent_id included). The
+    # policy's approval_channel and how this call came (stdio, or which HTTP key over which
+    # transport) decide whether the client may ask at all; if not, the operator decides.
     def ask(ctx: Context[None, Any], request: WriteRequest, verdict: Verdict,
             approval_id: str | None) -> Elicit[ApprovalForm] | NotAsked:  # fmt: skip
         summary = consent.summarize(request.tool, request.arguments(), verdict)
-        return elicit.ask(ctx, verdict, approval_id, summary, in_band=server.in_band_approval)
+        in_band = consent.in_band(service.policy.approval_channel, consent.reach.get())
+        return elicit.ask(ctx, verdict, approval_id, summary, in_band=in_band)
 
     async def create_consent(
         ctx: Context[None, Any],

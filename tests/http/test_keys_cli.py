@@ -57,6 +57,33 @@ async def test_create_shows_the_key_once_then_list_and_revoke(tmp_path: Path) ->
     assert run(home, "keys", "revoke", "key_nope").returncode == 2
 
 
+@pytest.mark.anyio
+async def test_allow_in_band_approval_is_set_on_that_key_only_and_listed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    trusted = run(home, "keys", "create", "--name", "desktop", "--allow-in-band-approval")
+    plain = run(home, "keys", "create", "--name", "framework")
+    assert trusted.returncode == plain.returncode == 0, trusted.stderr + plain.stderr
+    assert "in-band approval" in trusted.stderr
+    assert "in-band approval" not in plain.stderr
+
+    store = SqliteKeyStore(home)
+    try:
+        allowed = await store.find(trusted.stdout.strip())
+        default = await store.find(plain.stdout.strip())
+    finally:
+        await store.aclose()
+    assert allowed is not None
+    assert allowed.allow_in_band_approval
+    assert default is not None
+    assert not default.allow_in_band_approval
+
+    listed = run(home, "keys", "list").stdout.splitlines()
+    assert "in-band approval" in listed[0]
+    rows = {line.split()[0]: line.split() for line in listed[1:]}
+    assert "allowed" in rows[allowed.id]
+    assert "allowed" not in rows[default.id]
+
+
 def test_bad_key_options_exit_2(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert run(home, "keys", "create", "--name", "x", "--rate", "45").returncode == 2

@@ -98,6 +98,47 @@ async def test_a_new_key_is_returned_once_and_found_by_its_plaintext(store: KeyS
     assert await store.all() == [record]
 
 
+async def test_in_band_approval_is_off_unless_the_key_is_made_with_it(store: KeyStore) -> None:
+    plain, default = await store.create("agent framework")
+    trusted, allowed = await store.create("desktop host", allow_in_band_approval=True)
+
+    assert not default.allow_in_band_approval
+    assert allowed.allow_in_band_approval
+    assert await store.find(plain) == default
+    assert await store.find(trusted) == allowed
+    assert await store.get(allowed.id) == allowed
+    listed = {key.id: key.allow_in_band_approval for key in await store.all()}
+    assert listed == {default.id: False, allowed.id: True}
+
+
+async def test_a_keys_db_made_before_the_in_band_flag_gains_it_off(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    old = new_key()
+    with closing(sqlite3.connect(home / "keys.db")) as conn, conn:
+        conn.execute(
+            "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, prefix TEXT NOT NULL,"
+            " sha256 TEXT NOT NULL UNIQUE, scope TEXT NOT NULL, rate INTEGER NOT NULL,"
+            " created_at TEXT NOT NULL, last_used_at TEXT, revoked_at TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO api_keys VALUES ('key_old', 'old', ?, ?, 'cards:write', 60,"
+            " '2026-01-01T00:00:00+00:00', NULL, NULL)",
+            (old[:9], hash_key(old)),
+        )
+
+    first, second = SqliteKeyStore(home), SqliteKeyStore(home)  # the second finds it added
+    try:
+        found = await second.find(old)
+        assert found is not None
+        assert not found.allow_in_band_approval
+        _, made = await first.create("new", allow_in_band_approval=True)
+        assert (await second.get(made.id)).allow_in_band_approval
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
 async def test_only_the_digest_and_the_display_prefix_are_kept(
     store: KeyStore, backend: str, target: str
 ) -> None:

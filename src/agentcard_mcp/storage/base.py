@@ -231,10 +231,16 @@ class KeyStore(Protocol):
     Only a key's SHA-256 digest is kept."""
 
     async def create(
-        self, name: str, *, scope: str = "cards:write", rate: int = 60
+        self,
+        name: str,
+        *,
+        scope: str = "cards:write",
+        rate: int = 60,
+        allow_in_band_approval: bool = False,
     ) -> tuple[str, ApiKey]:
         """A new key and its record; the key itself is returned once and never stored.
-        invalid_params for a name, scope or rate it cannot have."""
+        invalid_params for a name, scope or rate it cannot have. ``allow_in_band_approval``
+        lets this key's client be asked for approvals in band under the ``auto`` channel."""
         ...
 
     async def get(self, key_id: str) -> ApiKey:

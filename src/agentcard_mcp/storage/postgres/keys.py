@@ -39,13 +39,19 @@ class PostgresKeyStore:
         self._used: dict[str, float] = {}  # key id -> clock time last_used was written
 
     async def create(
-        self, name: str, *, scope: str = "cards:write", rate: int = 60
+        self,
+        name: str,
+        *,
+        scope: str = "cards:write",
+        rate: int = 60,
+        allow_in_band_approval: bool = False,
     ) -> tuple[str, ApiKey]:
-        new = mint(name, scope=scope, rate=rate)
+        new = mint(name, scope=scope, rate=rate, allow_in_band_approval=allow_in_band_approval)
         row = await self._one(
-            "INSERT INTO api_keys (id, name, prefix, sha256, scope, rate)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+            "INSERT INTO api_keys (id, name, prefix, sha256, scope, rate, allow_in_band_approval)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
             new.id, new.name, new.prefix, new.sha256, new.scope, new.rate,
+            new.allow_in_band_approval,
         )  # fmt: skip
         assert row is not None
         return new.key, _stored(row).record
@@ -113,6 +119,7 @@ def _stored(row: DictRow) -> StoredKey:
         created_at=timestamp(row["created_at"]),
         last_used_at=_when(row["last_used_at"]),
         revoked_at=_when(row["revoked_at"]),
+        allow_in_band_approval=bool(row["allow_in_band_approval"]),
     )
     return StoredKey(record, row["sha256"])
 

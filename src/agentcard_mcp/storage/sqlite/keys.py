@@ -46,9 +46,22 @@ CREATE TABLE IF NOT EXISTS api_keys (
     rate        INTEGER NOT NULL,
     created_at  TEXT NOT NULL,
     last_used_at TEXT,
-    revoked_at  TEXT
+    revoked_at  TEXT,
+    allow_in_band_approval INTEGER NOT NULL DEFAULT 0
 );
 """
+
+# Columns added since the first keys.db, with their definitions: a home made by an older version
+# gains them when it is next opened (under the write lock, so two processes add each once).
+_ADDED = {"allow_in_band_approval": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(api_keys)")}
+    for column, definition in _ADDED.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {definition}")
+
 
 _BY = {
     "sha256": "SELECT * FROM api_keys WHERE sha256 = ?",
@@ -69,6 +82,7 @@ class SqliteKeyStore:
 
     def __init__(self, home: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._db = SqliteDB(Path(home) / "keys.db", _SCHEMA)  # the file made safely, the schema
+        self._db.transaction_sync(_migrate)
         self.path = self._db.path
         self._clock = clock
         self._used: dict[str, float] = {}  # key id -> clock time last_used was written
@@ -85,16 +99,22 @@ class SqliteKeyStore:
         self._version = -1
 
     async def create(
-        self, name: str, *, scope: str = "cards:write", rate: int = 60
+        self,
+        name: str,
+        *,
+        scope: str = "cards:write",
+        rate: int = 60,
+        allow_in_band_approval: bool = False,
     ) -> tuple[str, ApiKey]:
-        new = mint(name, scope=scope, rate=rate)
+        new = mint(name, scope=scope, rate=rate, allow_in_band_approval=allow_in_band_approval)
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO api_keys (id, name, prefix, sha256, scope, rate, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (new.id, new.name, new.prefix, new.sha256, new.scope, new.rate, timestamp()),
-            )
+                "INSERT INTO api_keys (id, name, prefix, sha256, scope, rate, created_at,"
+                " allow_in_band_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (new.id, new.name, new.prefix, new.sha256, new.scope, new.rate, timestamp(),
+                 int(new.allow_in_band_approval)),
+            )  # fmt: skip
 
         await self._db.transaction(insert)
         return new.key, await self.get(new.id)
@@ -199,5 +219,6 @@ def _stored(row: sqlite3.Row) -> StoredKey:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+        allow_in_band_approval=bool(row["allow_in_band_approval"]),
     )
     return StoredKey(record, row["sha256"])
