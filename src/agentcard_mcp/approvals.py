@@ -38,6 +38,7 @@ from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidPar
 from .redaction import redact_text
 
 if TYPE_CHECKING:
+    from .operator import ApprovalView
     from .storage.base import ApprovalStore
 
 __all__ = [
@@ -268,19 +269,23 @@ async def approvals_command(
             file=err,
         )
         return 2
+    from .operator import ApprovalDesk  # operator.py builds on this module's rules
+
+    desk = ApprovalDesk(store, clock)
     try:
         if action == "list":
-            _print_pending(await store.pending(), read_clock(clock), out)
+            _print_pending(await desk.pending(), out)
         elif action == "approve":
-            approval = await store.approve(cast(str, approval_id))
+            approved = await desk.approve(cast(str, approval_id))
+            approval = approved.approval
             print(f"approved {approval.id}: {_printable(approval.summary)}", file=out)
             print(
                 f"The agent may now repeat the call with approval_id={approval.id} "
-                f"(expires in {_remaining(approval, read_clock(clock))}).",
+                f"(expires in {approved.time_left}).",
                 file=out,
             )
         else:
-            approval = await store.deny(cast(str, approval_id))
+            approval = (await desk.deny(cast(str, approval_id))).approval
             print(f"denied {approval.id}: {_printable(approval.summary)}", file=out)
     except AgentCardError as exc:
         print(f"agentcard-mcp approvals {action}: {_printable(str(exc))}", file=err)
@@ -288,22 +293,18 @@ async def approvals_command(
     return 0
 
 
-def _print_pending(approvals: list[Approval], now: datetime, out: TextIO) -> None:
-    if not approvals:
+def _print_pending(views: list[ApprovalView], out: TextIO) -> None:
+    if not views:
         print("no pending approvals", file=out)
         return
-    for approval in approvals:
+    for view in views:
+        approval = view.approval
         print(
-            f"{approval.id}  {approval.tool}  expires in {_remaining(approval, now)}  "
+            f"{approval.id}  {approval.tool}  expires in {view.time_left}  "
             f"{_printable(approval.summary)}",
             file=out,
         )
         print(f"    arguments: {_printable(canonical(approval.arguments))}", file=out)
-
-
-def _remaining(approval: Approval, now: datetime) -> str:
-    seconds = max(0, int((approval.expires_at - now).total_seconds()))
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
 def _printable(text: str) -> str:
