@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an Origin to accept besides loopback, e.g. https://app.example "
                        "(repeatable)")  # fmt: skip
 
+    console = commands.add_parser(
+        "console",
+        help="the operator's web console on 127.0.0.1: approvals, cards, the day's budget",
+        description="Serve the operator's web page on 127.0.0.1 (never on the agent's HTTP "
+        "app) and print a one-time login URL. It opens the same state and issuer as `serve`.",
+    )
+    console.add_argument(
+        "--port", type=_port, default=8766, help="port (default 8766; 0 picks one)"
+    )
+
     keys = commands.add_parser(
         "keys",
         help="API keys for the HTTP transports: create, list, revoke",
@@ -224,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "demo":
         return _demo()
+    if args.command == "console":
+        return _console(args)
     if args.command in ("policy", "approvals", "audit", "keys"):
         return _operator_command(args)
     return _serve(args)
@@ -389,6 +401,27 @@ def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace
         allowed_origins=tuple(args.allowed_origin),
     )
     serve_http(server, settings, options)
+    return 0
+
+
+def _console(args: argparse.Namespace) -> int:
+    """The operator's web console, on the state and issuer ``serve`` uses."""
+    from .console import serve_console
+    from .errors import AgentCardError
+
+    try:
+        settings = load_settings()
+        settings.check()
+        _set_log_level(settings.log_level)
+        if _with_storage(settings, "agentcard-mcp console", 2, _opened) != 0:
+            return 2
+        serve_console(settings, args.port)
+    except AgentCardError as exc:
+        _fail("agentcard-mcp console", exc)
+        return 2
+    except OSError as exc:  # the port is taken
+        _fail("agentcard-mcp console", exc)
+        return 2
     return 0
 
 

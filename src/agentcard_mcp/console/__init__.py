@@ -1,0 +1,6 @@
+"""The operator's web console (DESIGN §13): ``agentcard-mcp console``."""
+
+from .app import COOKIE, Desks, OpenDesks, create_console_app, open_desks
+from .serve import serve_console
+
+__all__ = ["COOKIE", "Desks", "OpenDesks", "create_console_app", "open_desks", "serve_console"]
