@@ -109,7 +109,7 @@ async def test_list_says_when_nothing_is_pending(store: SqliteApprovals, clock: 
 async def test_list_shows_id_tool_summary_and_time_left(
     store: SqliteApprovals, clock: FakeClock
 ) -> None:
-    approval = await store.request("create_card", CREATE, SUMMARY)
+    approval, _ = await store.request("create_card", CREATE, SUMMARY)
     clock.advance(minutes=2, seconds=30)
     status, text = await run("list", None, store, clock)
     assert status == 0
@@ -132,8 +132,8 @@ async def test_list_escapes_terminal_control_characters_from_the_agent(
 async def test_approve_and_deny_from_the_command_line(
     store: SqliteApprovals, clock: FakeClock
 ) -> None:
-    yes = await store.request("create_card", CREATE, SUMMARY)
-    no = await store.request("close_card", {"card_id": "card_1"}, "close_card: card_1")
+    yes, _ = await store.request("create_card", CREATE, SUMMARY)
+    no, _ = await store.request("close_card", {"card_id": "card_1"}, "close_card: card_1")
     status, text = await run("approve", yes.id, store, clock)
     assert status == 0
     assert text.startswith(f"approved {yes.id}: {SUMMARY}\n")
@@ -145,8 +145,8 @@ async def test_approve_and_deny_from_the_command_line(
 async def test_the_command_refuses_unknown_expired_and_decided_ids(
     store: SqliteApprovals, clock: FakeClock
 ) -> None:
-    decided = await store.approve((await store.request("create_card", CREATE, SUMMARY)).id)
-    expiring = await store.request("close_card", {"card_id": "card_1"}, "close_card: card_1")
+    decided = await store.approve((await store.request("create_card", CREATE, SUMMARY)).approval.id)
+    expiring, _ = await store.request("close_card", {"card_id": "card_1"}, "close_card: card_1")
     assert (await run("deny", decided.id, store, clock))[0] == 2
     assert "not_found" in (await run("approve", "apr_unknown", store, clock))[1]
     clock.advance(minutes=11)

@@ -15,7 +15,8 @@ the ``approvals`` command all see the same ones. Every backend applies the same 
   ``APPROVAL_TTL`` after it was requested; expiry is computed on read (:func:`as_of`), so no
   sweeper has to run for it to take effect.
 - ``request`` returns the pending, unexpired approval of the same digest if there is one, so
-  an agent retrying without ``approval_id`` does not pile up requests.
+  an agent retrying without ``approval_id`` does not pile up requests; it says which it was
+  (:class:`Requested`), so that only a new request is announced to the operator.
 - ``consume`` checks (:func:`check_consumable`) and marks the approval used in one transaction
   that holds the row: of calls racing with one approval, on any replica, exactly one succeeds.
 - Deciding (:func:`check_decidable`) is for a pending, unexpired request only.
@@ -32,7 +33,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TextIO, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
 from .redaction import redact_text
@@ -47,6 +48,7 @@ __all__ = [
     "ApprovalStatus",
     "Clock",
     "NewStatus",
+    "Requested",
     "Row",
     "approvals_command",
     "as_of",
@@ -113,6 +115,15 @@ class Approval:
     expires_at: datetime
     decided_at: datetime | None
     used_at: datetime | None
+
+
+class Requested(NamedTuple):
+    """What ``request`` returns: the pending approval, and whether this request made it
+    (``new``) rather than finding the same call already pending. Only a new one is announced
+    to the operator (``AGENTCARD_APPROVAL_WEBHOOK``)."""
+
+    approval: Approval
+    new: bool
 
 
 def utcnow() -> datetime:

@@ -19,11 +19,12 @@ client's own UI or in the operator's terminal.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .approvals import Approval
 from .errors import ApprovalDenied, ApprovalRequired
 from .guardrails import Verdict
 from .models import WriteRequest
@@ -124,9 +125,11 @@ async def settle(
     request: WriteRequest,
     verdict: Verdict,
     call: CallConsent,
+    notify: Callable[[Approval], None] | None = None,
 ) -> str | None:
     """Returns the approval id the action goes ahead under (None when none was needed), or
-    raises approval_required / approval_denied. The approval covers ``request`` exactly."""
+    raises approval_required / approval_denied. The approval covers ``request`` exactly.
+    ``notify`` is told of each new pending approval (not of one already pending)."""
     if not verdict.needs_approval:
         return None
     tool, arguments = request.tool, request.arguments()
@@ -143,7 +146,9 @@ async def settle(
         if human == "not_approved":
             raise ApprovalDenied(f"the human did not approve {summary}.")
         raise ApprovalDenied(f"the human declined {summary}.")
-    pending = await approvals.request(tool, arguments, summary)
+    pending, new = await approvals.request(tool, arguments, summary)
+    if new and notify is not None:
+        notify(pending)  # the operator's webhook, if any; never waits for the delivery
     raise ApprovalRequired(
         f"{summary} needs the operator's approval (id {pending.id}, valid 10 minutes). Ask them to "
         f"run `agentcard-mcp approvals approve {pending.id}`, then repeat this exact call with "

@@ -55,6 +55,7 @@ from .models import (
     UnfreezeCard,
     WriteRequest,
 )
+from .notices import open_notices
 from .redaction import clean_json_text, install_log_redaction, redact, redact_text
 from .schemas import compact, one_line
 from .service import CardService
@@ -339,6 +340,7 @@ def create_server(
     # the file and the key).
     operator_policy = policy.load_policy(settings.policy_file, settings.home).policy
     settings.database_url_text()  # a malformed database URL stops the server here too
+    settings.approval_webhook_url()  # and so does an approval webhook that is not http(s)
     settings.ensure_home()
     service = CardService(operator_policy)
 
@@ -352,10 +354,14 @@ def create_server(
                     open_storage(settings, audit_scrub=redact)
                 )
             issuer = await stack.enter_async_context(open_issuer(settings, issuer_transport))
+            # The operator's webhook hears of each new pending approval, sent in the background
+            # for as long as this scope lasts.
+            notices = await stack.enter_async_context(open_notices(settings))
             budget = Budget(storage.budget)
             # The budget learns every card the issuer has, and settles what a crash left.
             await budget.sync(issuer)
-            service.bind(issuer, budget, storage.approvals)
+            notify = notices.notify if notices is not None else None
+            service.bind(issuer, budget, storage.approvals, notify)
             server.audit = storage.audit
             try:
                 await service.push_operator_settings()

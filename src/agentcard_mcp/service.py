@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import approvals, categories, consent, guardrails
+from .approvals import Approval
 from .budget import Budget, CardBusy, Landing
 from .consent import CallConsent
 from .errors import (
@@ -61,6 +62,7 @@ class CardService:
         self._issuer: Issuer | None = None
         self._budget: Budget | None = None
         self._approvals: ApprovalStore | None = None
+        self._notify: Callable[[Approval], None] | None = None
 
     @property
     def bound(self) -> bool:
@@ -71,12 +73,15 @@ class CardService:
         issuer: Issuer | None,
         budget: Budget | None = None,
         approvals: ApprovalStore | None = None,
+        notify: Callable[[Approval], None] | None = None,
     ) -> None:
         """Attach the issuer, the budget and the approvals for the server's lifetime (the
-        lifespan owns the issuer's HTTP client and the stores' connections)."""
+        lifespan owns the issuer's HTTP client and the stores' connections), and what to tell
+        of each new pending approval (the operator's webhook)."""
         self._issuer = issuer
         self._budget = budget
         self._approvals = approvals
+        self._notify = notify
 
     @property
     def budget(self) -> Budget:
@@ -212,7 +217,7 @@ class CardService:
         hold = Hold(card_id=None, commits_cents=request.daily_limit_cents, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
-            await consent.settle(self.approvals, request, verdict, call)
+            await consent.settle(self.approvals, request, verdict, call, self._notify)
             card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
             landing.card = card
             if call.note is not None:
@@ -309,7 +314,7 @@ class CardService:
     async def _unfreeze_once(self, request: UnfreezeCard, call: CallConsent) -> Card:
         verdict, card = await self.review_unfreeze(request)
         if card.status != "frozen":
-            await consent.settle(self.approvals, request, verdict, call)
+            await consent.settle(self.approvals, request, verdict, call, self._notify)
             return card
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
@@ -320,7 +325,7 @@ class CardService:
         hold = Hold(card_id=card.id, commits_cents=commits, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, request, verdict, call)
+            await consent.settle(self.approvals, request, verdict, call, self._notify)
             landing.card = await self.issuer.unfreeze(card.id)
             return landing.card
 
@@ -360,7 +365,7 @@ class CardService:
         hold = Hold(card_id=card.id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, request, verdict, call)
+            await consent.settle(self.approvals, request, verdict, call, self._notify)
             landing.card = await self.issuer.set_policy(card.id, change)
             expected = Policy(
                 daily_limit_cents=daily,
@@ -380,7 +385,7 @@ class CardService:
         verdict, card = await self.review_close(request)
         hold = Hold(card_id=card.id, commits_cents=0, active=False)
         async with self.budget.hold(hold, self.issuer) as landing:
-            await consent.settle(self.approvals, request, verdict, call)
+            await consent.settle(self.approvals, request, verdict, call, self._notify)
             landing.card = await self.issuer.close(card.id)
             return landing.card
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,14 @@ class Settings(BaseSettings):
         description="PostgreSQL for the server's own state (postgresql://…), shared by "
         "replicas; default: SQLite files in the home.",
     )
+    approval_webhook: SecretStr | None = Field(
+        default=None,
+        description="An http(s) URL that receives a JSON notice of each new pending approval.",
+    )
+    console_url: str = Field(
+        default="http://127.0.0.1:8766",
+        description="The operator console's URL, for the links in approval notices.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."
     )
@@ -64,6 +73,24 @@ class Settings(BaseSettings):
             raise InvalidParams(
                 "AGENTCARD_DATABASE_URL must be a postgresql:// URL (or unset for SQLite files "
                 "in the home)."
+            )
+        return url
+
+    def approval_webhook_url(self) -> str | None:
+        """The approval webhook's URL, or None when unset. Anything but an http(s) URL with a
+        host is refused, naming the variable and never the value (its query may be a secret)."""
+        if self.approval_webhook is None or not self.approval_webhook.get_secret_value().strip():
+            return None
+        url = self.approval_webhook.get_secret_value().strip()
+        try:
+            parsed = urlsplit(url)
+            ok = parsed.scheme in ("http", "https") and bool(parsed.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InvalidParams(
+                "AGENTCARD_APPROVAL_WEBHOOK must be an http:// or https:// URL with a host "
+                "(or unset for no notices)."
             )
         return url
 

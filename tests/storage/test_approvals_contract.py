@@ -83,7 +83,7 @@ async def store(open_approvals: OpenApprovals) -> ApprovalStore:
 
 
 async def approved(store: ApprovalStore, tool: str = "create_card", **arguments: Any) -> Approval:
-    approval = await store.request(tool, arguments or CREATE, SUMMARY)
+    approval, _ = await store.request(tool, arguments or CREATE, SUMMARY)
     return await store.approve(approval.id)
 
 
@@ -99,7 +99,7 @@ async def code_of(call: Awaitable[object]) -> str:
 async def test_request_creates_a_pending_approval_that_expires_in_ten_minutes(
     store: ApprovalStore, clock: FakeClock
 ) -> None:
-    approval = await store.request("create_card", {**CREATE, "idempotency_key": "k1"}, SUMMARY)
+    approval, _ = await store.request("create_card", {**CREATE, "idempotency_key": "k1"}, SUMMARY)
     assert re.fullmatch(r"apr_[a-z0-9]{20}", approval.id)
     assert approval.status == "pending"
     assert approval.digest == digest("create_card", CREATE)
@@ -115,11 +115,19 @@ async def test_request_creates_a_pending_approval_that_expires_in_ten_minutes(
 async def test_a_retry_without_approval_id_returns_the_same_pending_request(
     store: ApprovalStore,
 ) -> None:
-    first = await store.request("create_card", {**CREATE, "idempotency_key": "k1"}, SUMMARY)
-    again = await store.request("create_card", {**CREATE, "idempotency_key": "k2"}, SUMMARY)
-    other = await store.request("create_card", {**CREATE, "daily_limit_cents": 4000}, SUMMARY)
+    first, made_first = await store.request(
+        "create_card", {**CREATE, "idempotency_key": "k1"}, SUMMARY
+    )
+    again, made_again = await store.request(
+        "create_card", {**CREATE, "idempotency_key": "k2"}, SUMMARY
+    )
+    other, made_other = await store.request(
+        "create_card", {**CREATE, "daily_limit_cents": 4000}, SUMMARY
+    )
     assert again.id == first.id
     assert other.id != first.id
+    # Only a request that made the approval says so: the operator is told of each one once.
+    assert (made_first, made_again, made_other) == (True, False, True)
     assert [a.id for a in await store.pending()] == [first.id, other.id]
 
 
@@ -128,38 +136,43 @@ async def test_concurrent_requests_for_one_call_make_one_pending_approval(
 ) -> None:
     stores = [await open_approvals() for _ in range(3)]
     made: list[str] = []
+    new: list[bool] = []
 
     async def ask(own: ApprovalStore) -> None:
-        made.append((await own.request("create_card", CREATE, SUMMARY)).id)
+        approval, is_new = await own.request("create_card", CREATE, SUMMARY)
+        made.append(approval.id)
+        new.append(is_new)
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tasks:
             for i in range(12):
                 tasks.start_soon(ask, stores[i % len(stores)])
     assert len(set(made)) == 1
+    assert new.count(True) == 1
     assert [a.id for a in await stores[0].pending()] == made[:1]
 
 
 async def test_a_new_request_is_made_once_the_pending_one_expired_or_was_decided(
     store: ApprovalStore, clock: FakeClock
 ) -> None:
-    first = await store.request("create_card", CREATE, SUMMARY)
+    first, _ = await store.request("create_card", CREATE, SUMMARY)
     clock.advance(minutes=10)
-    second = await store.request("create_card", CREATE, SUMMARY)
+    second, second_new = await store.request("create_card", CREATE, SUMMARY)
     await store.deny(second.id)
-    third = await store.request("create_card", CREATE, SUMMARY)
+    third, third_new = await store.request("create_card", CREATE, SUMMARY)
     assert len({first.id, second.id, third.id}) == 3
+    assert (second_new, third_new) == (True, True)
     assert [a.id for a in await store.pending()] == [third.id]
 
 
 async def test_what_the_agent_wrote_is_kept_as_sent_or_spelled_out(store: ApprovalStore) -> None:
     # PostgreSQL text cannot hold NUL: spelled out there, never an internal error.
     sent = {"purpose": "tab\there, nul\x00there, bidi \u202e, emoji \U0001f4b3"}
-    approval = await store.request("create_card", sent, "create_card: x")
+    approval, _ = await store.request("create_card", sent, "create_card: x")
     shown = approval.arguments["purpose"]
     assert shown in (sent["purpose"], sent["purpose"].replace("\x00", "\\u0000"))
     assert approval.digest == digest("create_card", sent)
-    assert (await store.request("create_card", sent, "create_card: x")).id == approval.id
+    assert (await store.request("create_card", sent, "create_card: x")).approval.id == approval.id
     await store.approve(approval.id)
     assert (await store.consume(approval.id, "create_card", sent)).status == "used"
 
@@ -180,7 +193,7 @@ async def test_an_approval_is_consumed_once_and_then_refused(store: ApprovalStor
 
 
 async def test_a_pending_approval_cannot_be_consumed(store: ApprovalStore) -> None:
-    approval = await store.request("create_card", CREATE, SUMMARY)
+    approval, _ = await store.request("create_card", CREATE, SUMMARY)
     with pytest.raises(ApprovalRequired) as caught:
         await store.consume(approval.id, "create_card", CREATE)
     assert f"approvals approve {approval.id}" in caught.value.message
@@ -188,7 +201,7 @@ async def test_a_pending_approval_cannot_be_consumed(store: ApprovalStore) -> No
 
 
 async def test_a_denied_approval_cannot_be_consumed_nor_approved(store: ApprovalStore) -> None:
-    approval = await store.request("create_card", CREATE, SUMMARY)
+    approval, _ = await store.request("create_card", CREATE, SUMMARY)
     assert (await store.deny(approval.id)).status == "denied"
     assert await code_of(store.consume(approval.id, "create_card", CREATE)) == "approval_denied"
     assert await code_of(store.approve(approval.id)) == "invalid_params"
@@ -251,7 +264,7 @@ async def test_an_approval_is_good_for_ten_minutes_after_the_request(
 async def test_an_expired_request_cannot_be_approved(
     store: ApprovalStore, clock: FakeClock
 ) -> None:
-    approval = await store.request("create_card", CREATE, SUMMARY)
+    approval, _ = await store.request("create_card", CREATE, SUMMARY)
     clock.advance(minutes=10, seconds=1)
     assert await store.pending() == []
     with pytest.raises(InvalidParams, match="expired"):
@@ -280,7 +293,7 @@ async def test_elicited_decisions_are_recorded_and_cannot_be_consumed_again(
 async def test_recent_lists_every_status_newest_first(
     store: ApprovalStore, clock: FakeClock
 ) -> None:
-    first = await store.request("create_card", CREATE, SUMMARY)
+    first, _ = await store.request("create_card", CREATE, SUMMARY)
     clock.advance(seconds=1)
     second = await store.record_elicited("close_card", {"card_id": "card_1"}, "close", False)
     assert [a.id for a in await store.recent()] == [second.id, first.id]
@@ -294,7 +307,7 @@ async def test_an_approval_made_through_one_store_is_used_through_another(
     open_approvals: OpenApprovals,
 ) -> None:
     server, operator, other_replica = [await open_approvals() for _ in range(3)]
-    approval = await server.request("create_card", CREATE, SUMMARY)
+    approval, _ = await server.request("create_card", CREATE, SUMMARY)
     assert [a.id for a in await other_replica.pending()] == [approval.id]
     await operator.approve(approval.id)
     assert (await other_replica.consume(approval.id, "create_card", CREATE)).status == "used"
@@ -329,7 +342,7 @@ async def test_of_twenty_concurrent_consumes_over_three_stores_exactly_one_succe
 async def test_pending_reads_an_index_not_every_approval_ever_made(
     backend: str, target: str, store: ApprovalStore, clock: FakeClock
 ) -> None:
-    waiting = await store.request("create_card", CREATE, SUMMARY)
+    waiting, _ = await store.request("create_card", CREATE, SUMMARY)
     now = clock.now.isoformat()
     if backend == "sqlite":
         with closing(sqlite3.connect(Path(target) / "approvals.db")) as db:
@@ -382,7 +395,7 @@ async def test_the_operator_lists_and_approves_with_the_command_on_the_same_back
     backend: str, target: str, tmp_path: Path, open_approvals: OpenApprovals
 ) -> None:
     server = await open_approvals(utcnow)  # the real clock: the command reads one too
-    approval = await server.request("create_card", CREATE, SUMMARY)
+    approval, _ = await server.request("create_card", CREATE, SUMMARY)
     env = cli_env(backend, target, tmp_path / "operator-home")
 
     status, out, err = await approvals_cli(env, tmp_path, "list")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..approvals import Approval
+from ..approvals import Approval, Requested
 from ..audit import AuditRecord, Tail
 from ..keys import ApiKey
 from ..models import CardStatus
@@ -163,9 +163,9 @@ class ApprovalStore(Protocol):
 
     Expiry is computed on read, by the store's clock, read once the write's lock is held."""
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Approval:
+    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
         """A pending approval for this exact call: the one already pending (unexpired) for the
-        same digest, else a new one valid ``APPROVAL_TTL``."""
+        same digest, else a new one valid ``APPROVAL_TTL`` (``new`` says which)."""
         ...
 
     async def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:

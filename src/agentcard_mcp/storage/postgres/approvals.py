@@ -22,6 +22,7 @@ from ...approvals import (
     Approval,
     Clock,
     NewStatus,
+    Requested,
     check_consumable,
     check_decidable,
     digest,
@@ -75,7 +76,7 @@ class PostgresApprovals:
         self._pool = pool
         self._clock = clock
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Approval:
+    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
         key = digest(tool, arguments)
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(
@@ -94,7 +95,7 @@ class PostgresApprovals:
                 approval_id = await _insert(
                     conn, new_approval(tool, arguments, summary, "pending", now)
                 )
-            return await _get(conn, approval_id, now)
+            return Requested(await _get(conn, approval_id, now), new=row is None)
 
     async def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:
         key = digest(tool, arguments)

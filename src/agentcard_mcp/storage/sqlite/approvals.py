@@ -18,6 +18,7 @@ from ...approvals import (
     Approval,
     Clock,
     NewStatus,
+    Requested,
     canonical,
     check_consumable,
     check_decidable,
@@ -106,8 +107,9 @@ class SqliteApprovals:
     ) -> None:
         await self.aclose()
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Approval:
+    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
         key = digest(tool, arguments)
+        made: list[str] = []
 
         def write(conn: sqlite3.Connection, now: datetime) -> str:
             row = conn.execute(
@@ -117,9 +119,11 @@ class SqliteApprovals:
             ).fetchone()
             if row is not None:
                 return cast(str, row["id"])
-            return _insert(conn, new_approval(tool, arguments, summary, "pending", now))
+            made.append(_insert(conn, new_approval(tool, arguments, summary, "pending", now)))
+            return made[0]
 
-        return await self._write_then_get(write)
+        approval = await self._write_then_get(write)
+        return Requested(approval, new=bool(made))
 
     async def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:
         key = digest(tool, arguments)
