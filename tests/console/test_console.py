@@ -142,6 +142,10 @@ async def test_an_agents_pending_approval_appears_and_approving_it_lets_the_repe
         assert "<b>" not in page
         assert "\u202e" not in page
         assert "5000" in page
+        linked = await console.client.get(f"/approvals/{approval_id}")
+        assert linked.status_code == 303
+        assert linked.headers["location"] == f"/#{approval_id}"
+        assert f'id="{approval_id}"' in page
         response = await console.post(f"/approvals/{approval_id}/approve", await console.csrf())
         assert response.status_code == 303
         card = await agent.call("create_card", {**arguments, "approval_id": approval_id})

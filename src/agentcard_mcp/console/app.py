@@ -55,7 +55,7 @@ COOKIE = "agentcard_console"
 # How often the live view reads the pending approvals (server side, per open page).
 POLL_S = 0.5
 _HEARTBEAT_S = 15.0
-_APPROVAL_ID = r"{approval_id:str}"
+_APPROVAL_ID = "{approval_id:str}"
 _STATIC = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
@@ -211,6 +211,10 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
 
         return handler
 
+    async def approval_link(request: Request) -> Response:
+        # Where a notice's console_url leads: the approvals page, at that request.
+        return RedirectResponse(f"/#{request.path_params['approval_id']}", 303)
+
     async def cards_page(request: Request) -> Response:
         cards, budget = await desk().cards.cards(), await desk().cards.budget()
         pending = len(await desk().approvals.pending())
@@ -272,6 +276,7 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
     routes = [
         Route("/login", login, methods=["GET"]),
         Route("/", approvals_page, methods=["GET"]),
+        Route(f"/approvals/{_APPROVAL_ID}", approval_link, methods=["GET"]),
         Route(f"/approvals/{_APPROVAL_ID}/approve", decide("approve"), methods=["POST"]),
         Route(f"/approvals/{_APPROVAL_ID}/deny", decide("deny"), methods=["POST"]),
         Route("/cards", cards_page, methods=["GET"]),

@@ -81,7 +81,7 @@ def _pending_item(view: ApprovalView, csrf: str) -> str:
     approval = view.approval
     path = f"/approvals/{approval.id}"
     return (
-        f'<li class="approval" data-approval-id="{escape(approval.id)}">'
+        f'<li class="approval" id="{escape(approval.id)}" data-approval-id="{escape(approval.id)}">'
         f"<p><strong>{shown(approval.tool)}</strong> "
         f'<span class="summary">{shown(approval.summary)}</span></p>'
         f"{_arguments(approval.arguments)}"
