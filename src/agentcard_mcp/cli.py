@@ -370,9 +370,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings.check()
         _set_log_level(settings.log_level)
         server = create_server(settings)  # a bad policy file stops it here, naming the key
-        # The state opens before anything is served: an unreachable database or an unusable
-        # home is said here in one line, not as a traceback from inside the transport.
-        if _with_storage(settings, "agentcard-mcp", 2, _opened) != 0:
+        # A shared database opens before anything is served: one that cannot be reached is
+        # said here in one line, not as a traceback from inside the transport.
+        shared = settings.database_url_text() is not None
+        if shared and _with_storage(settings, "agentcard-mcp", 2, _opened) != 0:
             return 2
         if transport != "stdio":
             return _serve_http(server, settings, args)

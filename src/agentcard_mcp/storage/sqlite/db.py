@@ -18,6 +18,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -51,6 +52,23 @@ def open_private(path: Path) -> None:
         os.close(fd)
 
 
+def _set_up(conn: sqlite3.Connection, schema: str) -> None:
+    """WAL, FULL and the schema (every statement idempotent). Several processes opening a new
+    file at once can be refused at once — switching to WAL does not always wait for the busy
+    timeout — so a refusal is tried again until that timeout has passed."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.executescript(schema)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteDB:
     """A connection to one state file, shared by the coroutines of one process."""
 
@@ -67,9 +85,7 @@ class SqliteDB:
         self._conn.row_factory = sqlite3.Row
         with self._lock:
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.executescript(schema)
+            _set_up(self._conn, schema)
 
     def close(self) -> None:
         with self._lock:
