@@ -162,10 +162,12 @@ async def keys_command(
     """Runs one ``keys`` action on ``store`` (the configured backend's); returns the exit
     status (0 done, 2 refused)."""
     from .errors import AgentCardError
+    from .operator import KeyDesk
 
+    desk = KeyDesk(store)
     try:
         if action == "create":
-            key, record = await store.create(
+            key, record = await desk.create(
                 name or "", scope=scope, rate=rate, allow_in_band_approval=allow_in_band_approval
             )
             print(key, file=out)  # stdout: the key alone, so that it can be captured
@@ -177,9 +179,9 @@ async def keys_command(
                 file=err,
             )
         elif action == "list":
-            _print_keys(await store.all(), out)
+            _print_keys(await desk.keys(), out)
         elif action == "revoke":
-            record = await store.revoke(key_id or "")
+            record = await desk.revoke(key_id or "")
             print(f"revoked {record.id} ({record.name}); its next request is refused.", file=out)
         else:
             print(f"agentcard-mcp keys: unknown action {action!r} (create, list, revoke)", file=err)

@@ -9,6 +9,11 @@ the web console alike, so the two always agree. Nothing here prints or renders.
   differs is consent: the operator *is* the human the approval gate asks, so a gated action
   comes with their decision (recorded as an approval used at once). Every action is audited
   with the caller ``operator``.
+- :class:`KeyDesk` — the API keys: list, create (the key returned once, never kept), revoke.
+  The ``keys`` command and the console's keys page both go through it.
+- ``CardDesk.spend`` — approved spend per UTC day (the last 14) and per category, from the
+  issuer's counters (``spend_by_day`` of its usage), else from its ledger pages of the window
+  only: bounded by the window, never by the history.
 """
 
 from __future__ import annotations
@@ -16,21 +21,37 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .approvals import Approval, Clock, read_clock, utcnow
 from .audit import record_of
 from .consent import AuditNote, CallConsent
 from .errors import AgentCardError
+from .issuers.base import Capability
+from .keys import ApiKey
 from .models import Card, CloseCard, UnfreezeCard
 
 if TYPE_CHECKING:
     from .service import CardService
-    from .storage.base import ApprovalStore, AuditSink
+    from .storage.base import ApprovalStore, AuditSink, KeyStore
 
-__all__ = ["OPERATOR", "ApprovalDesk", "ApprovalView", "BudgetView", "CardDesk", "seconds_left"]
+__all__ = [
+    "OPERATOR",
+    "SPEND_DAYS",
+    "ApprovalDesk",
+    "ApprovalView",
+    "BudgetView",
+    "CardDesk",
+    "KeyDesk",
+    "SpendView",
+    "seconds_left",
+]
 
+# Days of approved spend the console charts (today included).
+SPEND_DAYS = 14
+# The ledger fallback reads at most this many pages (of 500 approved entries) for the window.
+_SPEND_MAX_PAGES = 40
 # The audit caller of everything the operator does (the agent's are "stdio" or a key id).
 OPERATOR = "operator"
 
@@ -95,6 +116,35 @@ class BudgetView:
         return max(self.max_total_daily_cents - self.committed_cents, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class SpendView:
+    """Approved spend of the last ``len(days)`` UTC days, oldest first, and per category over
+    them (largest first). ``complete`` is False when the ledger fallback stopped at its page
+    bound before the window's start."""
+
+    days: list[tuple[str, int]]
+    categories: list[tuple[str, int]]
+    complete: bool = True
+
+    @property
+    def total_cents(self) -> int:
+        return sum(cents for _, cents in self.days)
+
+
+def _spend_view(
+    rows: list[tuple[str, str, int]], today: datetime, days: int, complete: bool = True
+) -> SpendView:
+    keys = [(today - timedelta(days=back)).strftime("%Y-%m-%d") for back in range(days - 1, -1, -1)]
+    per_day = dict.fromkeys(keys, 0)
+    per_category: dict[str, int] = {}
+    for day, mcc, cents in rows:
+        if day in per_day:
+            per_day[day] += cents
+            per_category[mcc] = per_category.get(mcc, 0) + cents
+    ordered = sorted(per_category.items(), key=lambda item: (-item[1], item[0]))
+    return SpendView(list(per_day.items()), ordered, complete)
+
+
 class CardDesk:
     """The operator's cards, through the service the server's lifespan (or the console's)
     bound to the issuer, the budget and the approvals."""
@@ -117,6 +167,34 @@ class CardDesk:
             active_cards=limits.active_cards,
             max_active_cards=limits.max_active_cards,
         )
+
+    async def spend(self, days: int = SPEND_DAYS, now: datetime | None = None) -> SpendView:
+        """Approved spend per UTC day (the last ``days``) and per category."""
+        today = (now or datetime.now(UTC)).astimezone(UTC)
+        issuer = self.service.issuer
+        if Capability.USAGE in issuer.capabilities:
+            counted = (await issuer.usage()).get("spend_by_day")
+            if isinstance(counted, list):
+                rows = [(r["day"], r["mcc"], int(r["volume_cents"])) for r in counted]
+                return _spend_view(rows, today, days)
+        return await self._spend_from_ledger(today, days)
+
+    async def _spend_from_ledger(self, today: datetime, days: int) -> SpendView:
+        """Approved entries, newest first, until the first one before the window."""
+        since = (today - timedelta(days=days - 1)).strftime("%Y-%m-%d")
+        rows: list[tuple[str, str, int]] = []
+        cursor: str | None = None
+        for _ in range(_SPEND_MAX_PAGES):
+            page = await self.service.read_ledger(limit=500, cursor=cursor, decision="approve")
+            for entry in page.entries:
+                day = entry.decided_at[:10]
+                if day < since:
+                    return _spend_view(rows, today, days)
+                rows.append((day, entry.mcc, entry.amount_cents))
+            if not page.has_more:
+                return _spend_view(rows, today, days)
+            cursor = page.next_cursor
+        return _spend_view(rows, today, days, complete=False)
 
     async def freeze(self, card_id: str) -> Card:
         return await self._audited(
@@ -164,3 +242,29 @@ class CardDesk:
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
             )
+
+
+class KeyDesk:
+    """The operator's API keys, on the configured key store (the same the HTTP app reads on
+    every request, so a revocation counts from the key's next request)."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+
+    async def keys(self) -> list[ApiKey]:
+        """Every key, oldest first, revoked ones included."""
+        return await self.store.all()
+
+    async def create(
+        self, name: str, *, scope: str = "cards:write", rate: int = 60,
+        allow_in_band_approval: bool = False,
+    ) -> tuple[str, ApiKey]:  # fmt: skip
+        """The new key (to be shown once, never stored or logged) and its record;
+        invalid_params for a name, scope or rate it cannot have."""
+        return await self.store.create(
+            name, scope=scope, rate=rate, allow_in_band_approval=allow_in_band_approval
+        )
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """not_found for an unknown id, invalid_params if already revoked."""
+        return await self.store.revoke(key_id)

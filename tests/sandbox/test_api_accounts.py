@@ -231,7 +231,7 @@ async def test_usage_has_the_documented_shape_and_counts_auths_volume_and_declin
     sandbox: Sandbox,
 ) -> None:
     usage = ok(await sandbox.client.get("/v1/usage"))
-    assert set(usage) == {"plan", "owner", "cards", "stats"}
+    assert set(usage) == {"plan", "owner", "cards", "stats", "spend_by_day"}
     assert usage["plan"] == {"name": "payg"}
     assert usage["owner"] == {"id": sandbox.credentials.owner_id, "deposit_balance_cents": 100_000}
     assert usage["cards"] == {"used": 0, "limit": 25, "remaining": 25}

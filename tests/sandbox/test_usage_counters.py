@@ -159,10 +159,11 @@ def strip_counters(path: Path) -> None:
     trigger."""
     with raw(path) as conn:
         conn.execute("DROP TRIGGER ledger_usage")
-        for table in COUNTER_TABLES:
+        conn.execute("DROP TRIGGER ledger_spend")
+        for table in (*COUNTER_TABLES, "usage_spend"):
             conn.execute(f"DROP TABLE {table}")
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert not {n for n in names if n.startswith("usage_") or n == "ledger_usage"}
+    assert not {n for n in names if n.startswith("usage_") or n in ("ledger_usage", "ledger_spend")}
 
 
 def append_raw(path: Path, count: int, start: datetime, step: timedelta) -> None:
@@ -292,7 +293,7 @@ async def test_reading_usage_never_reads_the_ledger(inprocess: Sandbox) -> None:
 
     result = inprocess.store.read_sync(read)
     assert result["stats"]["total_auths"] == 3
-    assert tables == {"owners", "cards", *COUNTER_TABLES}
+    assert tables == {"owners", "cards", "usage_spend", *COUNTER_TABLES}
 
 
 # --- concurrency ----------------------------------------------------------------------------

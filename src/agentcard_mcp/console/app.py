@@ -42,12 +42,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..budget import Budget
 from ..errors import AgentCardError
 from ..issuers.connect import open_issuer
-from ..operator import ApprovalDesk, CardDesk
+from ..operator import ApprovalDesk, CardDesk, KeyDesk
 from ..policy import load_policy
 from ..service import CardService
 from ..settings import Settings
 from ..storage import open_storage
-from . import pages
+from . import budget_page, keys_page, pages
 
 __all__ = ["COOKIE", "Desks", "OpenDesks", "create_console_app", "open_desks"]
 
@@ -75,6 +75,7 @@ _HEADERS = [
 class Desks:
     approvals: ApprovalDesk
     cards: CardDesk
+    keys: KeyDesk | None = None
 
 
 OpenDesks = Callable[[], AbstractAsyncContextManager[Desks]]
@@ -92,7 +93,11 @@ async def open_desks(
         await budget.sync(issuer)
         service.bind(issuer, budget, storage.approvals)
         try:
-            yield Desks(ApprovalDesk(storage.approvals), CardDesk(service, storage.audit))
+            yield Desks(
+                ApprovalDesk(storage.approvals),
+                CardDesk(service, storage.audit),
+                KeyDesk(storage.keys),
+            )
         finally:
             service.bind(None)
 
@@ -286,6 +291,8 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
             Route(f"/cards/{{card_id:str}}/{verb}", card_action(verb), methods=["POST"])
             for verb in ("freeze", "unfreeze", "close")
         ),
+        *keys_page.routes(desk, csrf_of, form_checked),
+        *budget_page.routes(desk, csrf_of),
         Route("/events", events, methods=["GET"]),
         Route("/static/{name:str}", static, methods=["GET"]),
     ]

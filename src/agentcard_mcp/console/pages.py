@@ -45,7 +45,12 @@ def title_of(pending: int) -> str:
 def _layout(title: str, body: str, active: str, csrf: str = "") -> str:
     links = "".join(
         f'<a href="{href}"{" aria-current=page" if href == active else ""}>{name}</a> '
-        for href, name in (("/", "Approvals"), ("/cards", "Cards"))
+        for href, name in (
+            ("/", "Approvals"),
+            ("/cards", "Cards"),
+            ("/budget", "Budget"),
+            ("/keys", "Keys"),
+        )
     )
     # For people's own scripts: the session's CSRF token, which every form carries too.
     meta = f'<meta name="csrf" content="{escape(csrf)}">' if csrf else ""

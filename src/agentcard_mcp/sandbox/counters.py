@@ -39,9 +39,23 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["TRIGGER", "hour_of", "install", "installed", "stats"]
+__all__ = [
+    "SPEND_DAYS",
+    "SPEND_TRIGGER",
+    "TRIGGER",
+    "hour_of",
+    "install",
+    "install_spend",
+    "installed",
+    "spend_by_day",
+    "spend_installed",
+    "stats",
+]
 
 TRIGGER = "ledger_usage"
+SPEND_TRIGGER = "ledger_spend"
+# Days (UTC, today included) of approved spend per category that GET /v1/usage reports.
+SPEND_DAYS = 14
 
 # An hour's key is the first 13 characters of the ledger's decided_at, "YYYY-MM-DDTHH" (UTC;
 # clock.isoformat writes every decided_at as "YYYY-MM-DDTHH:MM:SSZ"), so keys sort by time.
@@ -178,3 +192,72 @@ def stats(conn: sqlite3.Connection, owner_id: str, now: datetime) -> dict[str, A
         "approve_rate": round(approved / total, 4) if total else None,
         "decline_reasons_24h": dict(reasons),
     }
+
+
+# --- approved spend per UTC day and category (the operator console's chart) -----------------
+#
+# A fourth counter, kept by its own trigger so that a database with the first three gets it
+# (and its fill) on its own: ``usage_spend`` per owner, UTC day ("YYYY-MM-DD", the first 10
+# characters of decided_at) and category (the ledger's mcc tag), approved authorizations and
+# their volume. A read is a primary-key range of at most SPEND_DAYS x categories rows.
+
+_SPEND_TABLE = """CREATE TABLE IF NOT EXISTS usage_spend (
+    owner_id      TEXT NOT NULL,
+    day           TEXT NOT NULL,
+    mcc           TEXT NOT NULL,
+    approvals     INTEGER NOT NULL,
+    volume_cents  INTEGER NOT NULL,
+    PRIMARY KEY (owner_id, day, mcc)
+) WITHOUT ROWID"""
+
+_SPEND_TRIGGER_SQL = """CREATE TRIGGER ledger_spend AFTER INSERT ON ledger
+WHEN NEW.decision = 'approve'
+BEGIN
+    INSERT INTO usage_spend (owner_id, day, mcc, approvals, volume_cents)
+    VALUES (NEW.owner_id, substr(NEW.decided_at, 1, 10), NEW.mcc, 1, NEW.amount_cents)
+    ON CONFLICT (owner_id, day, mcc) DO UPDATE SET
+        approvals = approvals + 1,
+        volume_cents = volume_cents + excluded.volume_cents;
+END"""
+
+_SPEND_FILL = (
+    "DELETE FROM usage_spend",
+    "INSERT INTO usage_spend (owner_id, day, mcc, approvals, volume_cents) "
+    "SELECT owner_id, substr(decided_at, 1, 10), mcc, count(*), sum(amount_cents) "
+    "FROM ledger WHERE decision = 'approve' GROUP BY 1, 2, 3",
+)
+
+
+def spend_installed(conn: sqlite3.Connection) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (SPEND_TRIGGER,)
+        ).fetchone()
+        is not None
+    )
+
+
+def install_spend(conn: sqlite3.Connection) -> bool:
+    """Like :func:`install`, for the per-day, per-category spend (inside ``BEGIN IMMEDIATE``)."""
+    if spend_installed(conn):
+        return False
+    for statement in (_SPEND_TABLE, _SPEND_TRIGGER_SQL, *_SPEND_FILL):
+        conn.execute(statement)
+    return True
+
+
+def spend_by_day(
+    conn: sqlite3.Connection, owner_id: str, now: datetime, days: int = SPEND_DAYS
+) -> list[dict[str, Any]]:
+    """Approved spend of the last ``days`` UTC days (today included) per day and category,
+    oldest first: ``{"day", "mcc", "approvals", "volume_cents"}``; days without spend absent."""
+    since = (now.astimezone(UTC) - timedelta(days=days - 1)).strftime("%Y-%m-%d")
+    rows = conn.execute(
+        "SELECT day, mcc, approvals, volume_cents FROM usage_spend "
+        "WHERE owner_id = ? AND day >= ? ORDER BY day, mcc",
+        (owner_id, since),
+    ).fetchall()
+    return [
+        {"day": day, "mcc": mcc, "approvals": approvals, "volume_cents": volume}
+        for day, mcc, approvals, volume in rows
+    ]

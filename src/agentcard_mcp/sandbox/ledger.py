@@ -87,4 +87,6 @@ def usage(conn: sqlite3.Connection, owner_id: str, now: datetime) -> dict[str, A
             "remaining": max(0, owner["card_limit"] - used),
         },
         "stats": counters.stats(conn, owner_id, now),
+        # Approved spend per UTC day and category, the last SPEND_DAYS days (from counters).
+        "spend_by_day": counters.spend_by_day(conn, owner_id, now),
     }

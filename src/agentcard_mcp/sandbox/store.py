@@ -77,6 +77,8 @@ class Store:
             # such a file at once exactly one of them fills it.
             if not counters.installed(self._conn):
                 _run(self._conn, "BEGIN IMMEDIATE", counters.install)
+            if not counters.spend_installed(self._conn):
+                _run(self._conn, "BEGIN IMMEDIATE", counters.install_spend)
 
     def close(self) -> None:
         self._fast.close()
