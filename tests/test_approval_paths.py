@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from mcp.types import (
     CallToolResult,
     ElicitRequestFormParams,
     ElicitRequestParams,
+    ElicitRequestURLParams,
     ElicitResult,
     TextContent,
 )
@@ -62,16 +63,31 @@ AGENTCARD_MCP = Path(sys.executable).with_name("agentcard-mcp")
 
 class Human:
     """The person behind the client's elicitation form: answers ``action`` (or exactly
-    ``reply``) and remembers every form it was shown."""
+    ``reply``) and remembers every form it was shown. Sent a URL (URL-mode elicitation), it
+    remembers it, does what ``at_url`` does there (e.g. the operator approves on that page),
+    then answers ``action``."""
 
-    def __init__(self, action: Action = "accept", *, reply: ElicitResult | None = None) -> None:
+    def __init__(
+        self,
+        action: Action = "accept",
+        *,
+        reply: ElicitResult | None = None,
+        at_url: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.action: Action = action
         self.reply = reply
+        self.at_url = at_url
         self.forms: list[ElicitRequestFormParams] = []
+        self.urls: list[ElicitRequestURLParams] = []
 
     async def __call__(
         self, context: ClientRequestContext, params: ElicitRequestParams
     ) -> ElicitResult:
+        if isinstance(params, ElicitRequestURLParams):
+            self.urls.append(params)
+            if self.at_url is not None:
+                await self.at_url(params.url)
+            return ElicitResult(action=self.action)
         assert isinstance(params, ElicitRequestFormParams), params
         self.forms.append(params)
         if self.reply is not None:
@@ -653,7 +669,9 @@ async def test_under_the_console_channel_an_accepting_client_is_not_asked(
     connect.policy('approval_channel = "console"\n')
     human = Human("accept")
     async with connect(human) as agent:
+        # Shown the console page (URL-mode elicitation) and accepted: still the operator's call.
         approval_id = await agent.approval_required("create_card", CREATE)
+        assert [shown(url) for url in human.urls] == [approval_id]
         assert await agent.cards() == []
         pending = (await agent.call("get_limits"))["pending_approvals"]
         assert [entry.split(":", 1)[0] for entry in pending] == [approval_id]
@@ -686,3 +704,90 @@ async def test_an_approved_call_that_then_fails_a_ceiling_does_not_burn_the_appr
         await agent.call("freeze_card", {"card_id": small["id"]})  # frees the day's room
         card = await agent.call("create_card", {**CREATE, "approval_id": approval_id})
         assert card["daily_limit_cents"] == CREATE["daily_limit_cents"]
+
+
+# --- URL-mode elicitation: the client shows the human the console page of the approval -------
+
+CONSOLE = "http://127.0.0.1:8766"
+
+
+def shown(url: ElicitRequestURLParams) -> str:
+    """The approval whose console page a URL elicitation shows (its id is also the
+    elicitation_id on the older protocol; 2026-07-28 has none)."""
+    prefix = f"{CONSOLE}/approvals/"
+    assert url.url.startswith(prefix), url.url
+    approval_id = url.url.removeprefix(prefix)
+    assert APPROVAL_ID.fullmatch(approval_id), url.url
+    assert url.elicitation_id in (None, approval_id)
+    return approval_id
+
+
+async def status_of(home: Path, approval_id: str) -> str:
+    async with SqliteApprovals(home) as store:
+        return (await store.get(approval_id)).status
+
+
+async def test_a_url_client_is_sent_the_approval_page_and_completes_once_the_operator_approves(
+    connect: Connect, operator: Operator, home: Path
+) -> None:
+    connect.policy('approval_channel = "console"\n')
+
+    async def operator_opens(url: str) -> None:
+        approval_id = url.removeprefix(f"{CONSOLE}/approvals/")
+        assert await status_of(home, approval_id) == "pending"  # made before the URL was sent
+        await operator.approve(approval_id)
+
+    human = Human("accept", at_url=operator_opens)
+    async with connect(human) as agent:
+        card = await agent.call("create_card", CREATE)
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+        assert (await agent.call("get_limits"))["pending_approvals"] == []
+    assert human.forms == []
+    [url] = human.urls
+    assert "create_card" in url.message
+    assert await status_of(home, shown(url)) == "used"
+    last = [line for line in audit_lines(home) if line["tool"] == "create_card"][-1]
+    assert (last["outcome"], last["approval_id"]) == ("ok", shown(url))
+
+
+@pytest.mark.parametrize("action", ["accept", "decline", "cancel"])
+async def test_a_client_that_only_answers_the_url_is_approval_required_and_left_pending(
+    connect: Connect, operator: Operator, home: Path, action: Action
+) -> None:
+    connect.policy('approval_channel = "console"\n')
+    human = Human(action)
+    async with connect(human) as agent:
+        code, message = await agent.fail("create_card", CREATE)
+        assert code == "approval_required"
+        [url] = human.urls
+        approval_id = shown(url)
+        assert set(APPROVAL_ID.findall(message)) == {approval_id}
+        assert f"{CONSOLE}/approvals/{approval_id}" in message
+        assert await agent.cards() == []
+        assert await status_of(home, approval_id) == "pending"
+        # The agent repeats the call with the id once the operator has decided.
+        await operator.approve(approval_id)
+        card = await agent.call("create_card", {**CREATE, "approval_id": approval_id})
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+    assert len(human.urls) == 1
+
+
+async def test_a_client_without_url_elicitation_is_told_the_console_url(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTCARD_CONSOLE_URL", "https://console.example:9000/")
+    connect.policy('approval_channel = "console"\n')
+    async with connect() as agent:
+        code, message = await agent.fail("create_card", CREATE)
+        assert code == "approval_required"
+        [approval_id] = set(APPROVAL_ID.findall(message))
+        assert f"https://console.example:9000/approvals/{approval_id}" in message
+        assert f"agentcard-mcp approvals approve {approval_id}" in message
+        assert await agent.cards() == []
+
+
+async def test_in_band_the_form_is_asked_and_no_url_is_sent(connect: Connect) -> None:
+    human = Human("accept")
+    async with connect(human) as agent:  # auto on stdio: in band
+        await agent.call("create_card", CREATE)
+    assert (len(human.forms), human.urls) == (1, [])

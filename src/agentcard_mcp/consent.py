@@ -10,7 +10,10 @@ Three ways, tried in this order:
    trusts the client to be the human's (``in_band``): on HTTP and SSE the client is code on the
    agent's side, so by default it is not asked there.
 3. Otherwise a pending approval is recorded and the call fails ``approval_required`` naming its
-   id; the agent repeats the call with ``approval_id`` once the operator has approved.
+   id and its page in the operator's console; the agent repeats the call with ``approval_id``
+   once the operator has approved. Where the client can open a URL for the human (URL-mode
+   elicitation), the server sends that page first and then looks the approval up
+   (``CallConsent.url_shown``): the client's answer only says the human went there.
 
 The agent cannot approve its own request: approvals are decided only by the human, in the
 client's own UI or in the operator's terminal.
@@ -38,7 +41,9 @@ __all__ = [
     "Human",
     "Reach",
     "caller",
+    "console_link",
     "in_band",
+    "pending",
     "reach",
     "settle",
     "summarize",
@@ -66,6 +71,9 @@ class CallConsent:
     approval_id: str | None = None
     human: Human = None
     note: AuditNote | None = None
+    # The client was sent the console page of ``approval_id`` (URL-mode elicitation); whether
+    # the operator decided there is for the store to say, never for the client's answer.
+    url_shown: bool = False
 
 
 # Who is calling: "stdio", or an HTTP API key's id (set by the HTTP transport).
@@ -120,23 +128,59 @@ def _visible(text: str) -> str:
     )
 
 
+def console_link(console_url: str, approval_id: str) -> str:
+    """The operator console's page of one approval."""
+    return f"{console_url.rstrip('/')}/approvals/{approval_id}"
+
+
+async def pending(
+    approvals: ApprovalStore,
+    request: WriteRequest,
+    verdict: Verdict,
+    notify: Callable[[Approval], None] | None = None,
+) -> Approval:
+    """The pending approval of exactly ``request`` (the one already pending, or a new one).
+    ``notify`` is told of a new one (the operator's webhook; it never waits for the delivery)."""
+    tool, arguments = request.tool, request.arguments()
+    summary = summarize(tool, arguments, verdict)
+    # Who asked (an HTTP key's id, or "stdio"), for the operator to see.
+    approval, new = await approvals.request(tool, arguments, summary)
+    if new and notify is not None:
+        notify(approval)
+    return approval
+
+
 async def settle(
     approvals: ApprovalStore,
     request: WriteRequest,
     verdict: Verdict,
     call: CallConsent,
     notify: Callable[[Approval], None] | None = None,
+    *,
+    console_url: str,
 ) -> str | None:
     """Returns the approval id the action goes ahead under (None when none was needed), or
     raises approval_required / approval_denied. The approval covers ``request`` exactly.
-    ``notify`` is told of each new pending approval (not of one already pending)."""
+    ``notify`` is told of each new pending approval (not of one already pending);
+    ``approval_required`` names the approval's page at ``console_url``."""
     if not verdict.needs_approval:
         return None
     tool, arguments = request.tool, request.arguments()
     approval_id, human, note = call.approval_id, call.human, call.note
     summary = summarize(tool, arguments, verdict)
     if approval_id is not None:
-        return _noted(note, (await approvals.consume(approval_id, tool, arguments)).id)
+        try:
+            return _noted(note, (await approvals.consume(approval_id, tool, arguments)).id)
+        except ApprovalRequired:
+            if not call.url_shown:
+                raise
+            _noted(note, approval_id)
+            raise ApprovalRequired(
+                f"{summary} is waiting for the operator's decision at "
+                f"{console_link(console_url, approval_id)} (id {approval_id}). Once they have "
+                f'decided, repeat this exact call with approval_id="{approval_id}".',
+                approval_id=approval_id,
+            ) from None
     if human is not None:
         approved = human == "approved"
         record = await approvals.record_elicited(tool, arguments, summary, approved)
@@ -146,14 +190,13 @@ async def settle(
         if human == "not_approved":
             raise ApprovalDenied(f"the human did not approve {summary}.")
         raise ApprovalDenied(f"the human declined {summary}.")
-    pending, new = await approvals.request(tool, arguments, summary)
-    if new and notify is not None:
-        notify(pending)  # the operator's webhook, if any; never waits for the delivery
+    asked = await pending(approvals, request, verdict, notify)
     raise ApprovalRequired(
-        f"{summary} needs the operator's approval (id {pending.id}, valid 10 minutes). Ask them to "
-        f"run `agentcard-mcp approvals approve {pending.id}`, then repeat this exact call with "
-        f'approval_id="{pending.id}".',
-        approval_id=pending.id,
+        f"{summary} needs the operator's approval (id {asked.id}, valid 10 minutes). Ask them to "
+        f"approve it at {console_link(console_url, asked.id)} or with "
+        f"`agentcard-mcp approvals approve {asked.id}`, then repeat this exact call with "
+        f'approval_id="{asked.id}".',
+        approval_id=asked.id,
     )
 
 

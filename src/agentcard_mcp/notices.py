@@ -31,6 +31,7 @@ import httpx
 
 from . import __version__
 from .approvals import Approval
+from .consent import console_link
 from .redaction import redact
 from .settings import Settings
 
@@ -60,7 +61,7 @@ def notice_body(approval: Approval, console_url: str) -> Notice:
         "approval_id": approval.id,
         "tool": approval.tool,
         "summary": approval.summary,
-        "console_url": f"{console_url.rstrip('/')}/approvals/{approval.id}",
+        "console_url": console_link(console_url, approval.id),
         "expires_at": approval.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     clean: Notice = redact(body)

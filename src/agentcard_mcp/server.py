@@ -20,7 +20,7 @@ import anyio
 import httpx
 import pydantic_core
 from mcp.server import MCPServer
-from mcp.server.elicitation import ElicitationResult
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -34,7 +34,7 @@ from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
 from .consent import AuditNote, CallConsent, caller
-from .elicit import ApprovalForm, NotAsked
+from .elicit import ApprovalForm, AskAtConsole, AtConsole, NotAsked
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
 from .guardrails import Verdict
 from .issuers.connect import open_issuer
@@ -89,6 +89,8 @@ ApprovalId = Annotated[
 ]
 
 _TAG_LIST = ", ".join(TAGS)
+# What an approval resolver hands on: a form to show, nobody asked, or the console page shown.
+Asked = Elicit[ApprovalForm] | NotAsked | AtConsole
 
 _log = logging.getLogger("agentcard_mcp.audit")
 # How long a call's end may wait for its audit record to be written (a stalled database).
@@ -123,6 +125,14 @@ def _as_agent_error(exc: BaseException) -> AgentCardError | None:
             return InvalidParams(_describe(seen))
         seen = seen.__cause__
     return None
+
+
+def _asking_at_console(exc: BaseException) -> AskAtConsole | None:
+    """A resolver's URL elicitation on 2026-07-28, behind the SDK's wrapper."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, AskAtConsole):
+        seen = seen.__cause__
+    return seen
 
 
 def _describe(error: ValidationError) -> str:
@@ -177,6 +187,10 @@ class CardServer(MCPServer[None]):
             _mask_protocol_error(exc)
             raise
         except Exception as exc:
+            if (asking := _asking_at_console(exc)) is not None:
+                # 2026-07-28: the client is to show the approval's console page, then call again.
+                outcome, entry.approval_id = "input_required", asking.approval_id
+                return asking.result
             error = _as_agent_error(exc)
             if error is None:
                 raise
@@ -306,7 +320,11 @@ def _consent(
     approval_id: str | None, answer: ElicitationResult[ApprovalForm] | None
 ) -> CallConsent:
     """How this call comes, for the service: the operator's approval id, what the human
-    answered in band, and the call's audit note."""
+    answered in band, or the approval whose console page the client was sent; and the call's
+    audit note."""
+    sent = answer.data if isinstance(answer, AcceptedElicitation) else None
+    if isinstance(sent, AtConsole):
+        return CallConsent(sent.approval_id, None, _audit_note.get(), url_shown=True)
     return CallConsent(approval_id, elicit.human_of(answer), _audit_note.get())
 
 
@@ -342,7 +360,7 @@ def create_server(
     settings.database_url_text()  # a malformed database URL stops the server here too
     settings.approval_webhook_url()  # and so does an approval webhook that is not http(s)
     settings.ensure_home()
-    service = CardService(operator_policy)
+    service = CardService(operator_policy, console_url=settings.console_url)
 
     @asynccontextmanager
     async def issuer_scope(opened: Storage | None = None) -> AsyncIterator[None]:
@@ -396,11 +414,25 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     # they review the call and ask the human only when the operator's policy wants approval.
     # Everything the approval would cover goes in front of the human (agent_id included). The
     # policy's approval_channel and how this call came (stdio, or which HTTP key over which
-    # transport) decide whether the client may ask at all; if not, the operator decides.
-    def ask(ctx: Context[None, Any], request: WriteRequest, verdict: Verdict,
-            approval_id: str | None) -> Elicit[ApprovalForm] | NotAsked:  # fmt: skip
+    # transport) decide whether the client may ask at all; if not, the operator decides — and a
+    # client that can open a URL for the human (URL-mode elicitation) is sent the console page
+    # of the pending approval, made first.
+    async def ask(ctx: Context[None, Any], request: WriteRequest, verdict: Verdict,
+                  approval_id: str | None) -> Asked:  # fmt: skip
         summary = consent.summarize(request.tool, request.arguments(), verdict)
-        in_band = consent.in_band(service.policy.approval_channel, consent.reach.get())
+        via = consent.reach.get()
+        in_band = consent.in_band(service.policy.approval_channel, via)
+        if (
+            verdict.needs_approval
+            and approval_id is None
+            and not in_band
+            and via.session
+            and elicit.can_open_url(ctx)
+        ):
+            return await elicit.at_console(
+                ctx, lambda: service.request_approval(request, verdict), service.approval_link,
+                summary,
+            )  # fmt: skip
         return elicit.ask(ctx, verdict, approval_id, summary, in_band=in_band)
 
     async def create_consent(
@@ -414,7 +446,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         agent_id: str | None,
         idempotency_key: str,
         approval_id: str | None,
-    ) -> Elicit[ApprovalForm] | NotAsked:
+    ) -> Asked:
         request = CreateCard(
             purpose=purpose,
             daily_limit_cents=daily_limit_cents,
@@ -425,7 +457,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             agent_id=agent_id or None,
         )
         verdict = await service.review_create(request, idempotency_key or None)
-        return ask(ctx, request, verdict, approval_id)
+        return await ask(ctx, request, verdict, approval_id)
 
     async def policy_consent(
         ctx: Context[None, Any],
@@ -434,7 +466,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         per_auth_max_cents: int | None,
         mcc_allowlist: list[str] | None,
         approval_id: str | None,
-    ) -> Elicit[ApprovalForm] | NotAsked:
+    ) -> Asked:
         request = SetPolicy(
             card_id=card_id,
             daily_limit_cents=daily_limit_cents,
@@ -442,21 +474,21 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             mcc_allowlist=mcc_allowlist,
         )
         verdict, _ = await service.review_set_policy(request)
-        return ask(ctx, request, verdict, approval_id)
+        return await ask(ctx, request, verdict, approval_id)
 
     async def unfreeze_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
-    ) -> Elicit[ApprovalForm] | NotAsked:
+    ) -> Asked:
         request = UnfreezeCard(card_id=card_id)
         verdict, _ = await service.review_unfreeze(request)
-        return ask(ctx, request, verdict, approval_id)
+        return await ask(ctx, request, verdict, approval_id)
 
     async def close_consent(
         ctx: Context[None, Any], card_id: str, approval_id: str | None
-    ) -> Elicit[ApprovalForm] | NotAsked:
+    ) -> Asked:
         request = CloseCard(card_id=card_id)
         verdict, _ = await service.review_close(request)
-        return ask(ctx, request, verdict, approval_id)
+        return await ask(ctx, request, verdict, approval_id)
 
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:

@@ -41,8 +41,10 @@ from .models import (
     Policy,
     SetPolicy,
     UnfreezeCard,
+    WriteRequest,
 )
 from .policy import OperatorPolicy
+from .settings import DEFAULT_CONSOLE_URL
 from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals, Hold
 
 __all__ = ["CardService"]
@@ -57,8 +59,10 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 class CardService:
-    def __init__(self, policy: OperatorPolicy) -> None:
+    def __init__(self, policy: OperatorPolicy, *, console_url: str = DEFAULT_CONSOLE_URL) -> None:
         self.policy = policy
+        # The operator console, whose page of each approval approval_required names.
+        self.console_url = console_url
         self._issuer: Issuer | None = None
         self._budget: Budget | None = None
         self._approvals: ApprovalStore | None = None
@@ -82,6 +86,19 @@ class CardService:
         self._budget = budget
         self._approvals = approvals
         self._notify = notify
+
+    async def request_approval(self, request: WriteRequest, verdict: Verdict) -> Approval:
+        """The pending approval of exactly ``request`` (made now, or the one already pending),
+        for the operator to decide at ``approval_link`` (the resolvers' URL elicitation)."""
+        return await consent.pending(self.approvals, request, verdict, self._notify)
+
+    def approval_link(self, approval_id: str) -> str:
+        return consent.console_link(self.console_url, approval_id)
+
+    async def _settle(self, request: WriteRequest, verdict: Verdict, call: CallConsent) -> None:
+        await consent.settle(
+            self.approvals, request, verdict, call, self._notify, console_url=self.console_url
+        )
 
     @property
     def budget(self) -> Budget:
@@ -217,7 +234,7 @@ class CardService:
         hold = Hold(card_id=None, commits_cents=request.daily_limit_cents, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
-            await consent.settle(self.approvals, request, verdict, call, self._notify)
+            await self._settle(request, verdict, call)
             card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
             landing.card = card
             if call.note is not None:
@@ -314,7 +331,7 @@ class CardService:
     async def _unfreeze_once(self, request: UnfreezeCard, call: CallConsent) -> Card:
         verdict, card = await self.review_unfreeze(request)
         if card.status != "frozen":
-            await consent.settle(self.approvals, request, verdict, call, self._notify)
+            await self._settle(request, verdict, call)
             return card
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
@@ -325,7 +342,7 @@ class CardService:
         hold = Hold(card_id=card.id, commits_cents=commits, active=True)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, request, verdict, call, self._notify)
+            await self._settle(request, verdict, call)
             landing.card = await self.issuer.unfreeze(card.id)
             return landing.card
 
@@ -365,7 +382,7 @@ class CardService:
         hold = Hold(card_id=card.id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
-            await consent.settle(self.approvals, request, verdict, call, self._notify)
+            await self._settle(request, verdict, call)
             landing.card = await self.issuer.set_policy(card.id, change)
             expected = Policy(
                 daily_limit_cents=daily,
@@ -385,7 +402,7 @@ class CardService:
         verdict, card = await self.review_close(request)
         hold = Hold(card_id=card.id, commits_cents=0, active=False)
         async with self.budget.hold(hold, self.issuer) as landing:
-            await consent.settle(self.approvals, request, verdict, call, self._notify)
+            await self._settle(request, verdict, call)
             landing.card = await self.issuer.close(card.id)
             return landing.card
 

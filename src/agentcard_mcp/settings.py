@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
 
-__all__ = ["LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CONSOLE_URL", "LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
 
 IssuerName = Literal["sandbox", "agentcard", "agentcard-sh", "clawdcards", "proxy"]
 
@@ -19,6 +19,8 @@ IssuerName = Literal["sandbox", "agentcard", "agentcard-sh", "clawdcards", "prox
 LIVE_KEY_PREFIXES = ("ac_live_", "ak_live_", "clw_live_", "lk_live_", "sk_live_", "rk_live_")
 
 DEFAULT_BASE_URLS = {"agentcard": "https://api.agentcard.so"}
+# Where `agentcard-mcp console` listens unless told otherwise.
+DEFAULT_CONSOLE_URL = "http://127.0.0.1:8766"
 
 
 class Settings(BaseSettings):
@@ -48,8 +50,8 @@ class Settings(BaseSettings):
         description="An http(s) URL that receives a JSON notice of each new pending approval.",
     )
     console_url: str = Field(
-        default="http://127.0.0.1:8766",
-        description="The operator console's URL, for the links in approval notices.",
+        default=DEFAULT_CONSOLE_URL,
+        description="The operator console's URL, for the approval links the server gives out.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."

@@ -2,11 +2,14 @@
 so under the default ``approval_channel = "auto"`` a client that accepts every form still cannot
 approve its own request — the call fails ``approval_required``, the operator decides, the call is
 repeated. Only a key the operator made ``--allow-in-band-approval``, or the ``elicit`` channel,
-gets the form; stateless HTTP has no session to carry one, whatever the channel."""
+gets the form; stateless HTTP has no session to carry one, whatever the channel. A client that
+declares URL-mode elicitation is shown the console page of the pending approval instead of
+failing at once; accepting it says only that the human went there."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from mcp.types import (
     CallToolResult,
     ElicitRequestFormParams,
     ElicitRequestParams,
+    ElicitRequestURLParams,
     ElicitResult,
     TextContent,
 )
@@ -40,14 +44,22 @@ WAYS = [("http", "auto"), ("http", "legacy"), ("sse", "auto"), ("sse", "legacy")
 
 
 class Human:
-    """A client that accepts every form it is shown, as an agent's own code would."""
+    """A client that accepts every form and every URL it is shown, as an agent's own code would;
+    at a URL it does what ``at_url`` does (e.g. the operator approves on that page)."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_url: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.at_url = at_url
         self.forms: list[ElicitRequestFormParams] = []
+        self.urls: list[str] = []
 
     async def __call__(
         self, context: ClientRequestContext, params: ElicitRequestParams
     ) -> ElicitResult:
+        if isinstance(params, ElicitRequestURLParams):
+            self.urls.append(params.url)
+            if self.at_url is not None:
+                await self.at_url(params.url)
+            return ElicitResult(action="accept")
         assert isinstance(params, ElicitRequestFormParams)
         self.forms.append(params)
         return ElicitResult(action="accept", content={"approve": True})
@@ -123,6 +135,32 @@ async def test_under_auto_a_client_that_accepts_every_form_cannot_approve_its_ow
                 assert not done.is_error, done.content
                 assert len(await cards(client)) == 1
     assert human.forms == []
+    assert human.urls == [f"http://127.0.0.1:8766/approvals/{approval_id}"]
+
+
+@pytest.mark.parametrize(("transport", "mode"), WAYS)
+async def test_under_auto_a_url_client_completes_the_call_once_the_operator_approves_at_the_url(
+    home: Path, policy: Path, transport: str, mode: str
+) -> None:
+    with serving(home, policy, transport=transport) as served:
+
+        async def operator_opens(url: str) -> None:
+            approval_id = url.rsplit("/", 1)[-1]
+            async with served.storage() as storage:
+                assert [a.id for a in await storage.approvals.pending()] == [approval_id]
+                await storage.approvals.approve(approval_id)
+
+        human = Human(operator_opens)
+        key = await served.key()
+        with anyio.fail_after(30):
+            async with served.client(key, mode, elicitation_callback=human) as client:
+                done = await client.call_tool("create_card", CREATE)
+                assert not done.is_error, done.content
+                assert [card["id"] for card in await cards(client)] == [
+                    (done.structured_content or {})["id"]
+                ]
+    assert human.forms == []
+    assert len(human.urls) == 1
 
 
 @pytest.mark.parametrize(("transport", "mode"), WAYS)
