@@ -40,7 +40,7 @@ from .redaction import redact_text
 
 if TYPE_CHECKING:
     from .operator import ApprovalView
-    from .storage.base import ApprovalStore
+    from .storage.base import ApprovalStore, KeyStore
 
 __all__ = [
     "APPROVAL_TTL",
@@ -115,6 +115,9 @@ class Approval:
     expires_at: datetime
     decided_at: datetime | None
     used_at: datetime | None
+    # Who asked: "stdio", an HTTP API key's id (``consent.caller``); None when not recorded
+    # (an approval made before the column existed).
+    caller: str | None = None
 
 
 class Requested(NamedTuple):
@@ -141,7 +144,12 @@ def _new_id() -> str:
 
 
 def new_approval(
-    tool: str, arguments: Mapping[str, Any], summary: str, status: NewStatus, now: datetime
+    tool: str,
+    arguments: Mapping[str, Any],
+    summary: str,
+    status: NewStatus,
+    now: datetime,
+    caller: str | None = None,
 ) -> Approval:
     """A new row: a ``pending`` request, or a decision made in band (``used`` when the human
     accepted and the call goes ahead at once, ``denied`` otherwise). The arguments are stored
@@ -157,6 +165,7 @@ def new_approval(
         expires_at=now + APPROVAL_TTL,
         decided_at=None if status == "pending" else now,
         used_at=now if status == "used" else None,
+        caller=caller,
     )
 
 
@@ -195,8 +204,17 @@ def from_row(row: Row, now: datetime) -> Approval:
         expires_at=cast(datetime, _moment(row["expires_at"])),
         decided_at=_moment(row["decided_at"]),
         used_at=_moment(row["used_at"]),
+        caller=_caller_of(row),
     )
     return as_of(approval, now)
+
+
+def _caller_of(row: Row) -> str | None:
+    try:
+        value = row["caller"]
+    except (KeyError, IndexError):  # a row read without the column (sqlite3.Row: IndexError)
+        return None
+    return None if value is None else str(value)
 
 
 def not_found(approval_id: str) -> NotFound:
@@ -263,9 +281,11 @@ async def approvals_command(
     out: TextIO,
     err: TextIO,
     clock: Clock = utcnow,
+    keys: KeyStore | None = None,
 ) -> int:
     """Runs one ``approvals`` action on ``store``; returns the exit status (0 done, 2 refused).
-    The store's own failures (a disk error, the database unreachable) are raised."""
+    The store's own failures (a disk error, the database unreachable) are raised. With
+    ``keys``, who asked is shown by the HTTP key's name."""
     if action not in ("list", "approve", "deny"):
         print(
             f"agentcard-mcp approvals: unknown action {_printable(action)!r}; "
@@ -282,7 +302,7 @@ async def approvals_command(
         return 2
     from .operator import ApprovalDesk  # operator.py builds on this module's rules
 
-    desk = ApprovalDesk(store, clock)
+    desk = ApprovalDesk(store, clock, keys)
     try:
         if action == "list":
             _print_pending(await desk.pending(), out)
@@ -315,6 +335,8 @@ def _print_pending(views: list[ApprovalView], out: TextIO) -> None:
             f"{_printable(approval.summary)}",
             file=out,
         )
+        if view.asked_by is not None:
+            print(f"    asked by: {_printable(view.asked_by)}", file=out)
         print(f"    arguments: {_printable(canonical(approval.arguments))}", file=out)
 
 

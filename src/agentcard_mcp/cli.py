@@ -276,7 +276,12 @@ def _operator_command(args: argparse.Namespace) -> int:
             f"agentcard-mcp approvals {args.action}",
             2,
             lambda storage: approvals_command(
-                args.action, approval_id, storage.approvals, sys.stdout, sys.stderr
+                args.action,
+                approval_id,
+                storage.approvals,
+                sys.stdout,
+                sys.stderr,
+                keys=storage.keys,
             ),
         )
     if args.command == "keys":

@@ -144,7 +144,7 @@ async def pending(
     tool, arguments = request.tool, request.arguments()
     summary = summarize(tool, arguments, verdict)
     # Who asked (an HTTP key's id, or "stdio"), for the operator to see.
-    approval, new = await approvals.request(tool, arguments, summary)
+    approval, new = await approvals.request(tool, arguments, summary, caller=caller.get())
     if new and notify is not None:
         notify(approval)
     return approval
@@ -183,7 +183,9 @@ async def settle(
             ) from None
     if human is not None:
         approved = human == "approved"
-        record = await approvals.record_elicited(tool, arguments, summary, approved)
+        record = await approvals.record_elicited(
+            tool, arguments, summary, approved, caller=caller.get()
+        )
         _noted(note, record.id)
         if approved:
             return record.id

@@ -30,7 +30,7 @@ from .consent import AuditNote, CallConsent
 from .errors import AgentCardError
 from .issuers.base import Capability
 from .keys import ApiKey
-from .models import Card, CloseCard, UnfreezeCard
+from .models import Card, CloseCard, LedgerPage, UnfreezeCard
 
 if TYPE_CHECKING:
     from .service import CardService
@@ -41,8 +41,11 @@ __all__ = [
     "SPEND_DAYS",
     "ApprovalDesk",
     "ApprovalView",
+    "AuditView",
     "BudgetView",
+    "CardChange",
     "CardDesk",
+    "CardState",
     "KeyDesk",
     "SpendView",
     "seconds_left",
@@ -52,6 +55,7 @@ __all__ = [
 SPEND_DAYS = 14
 # The ledger fallback reads at most this many pages (of 500 approved entries) for the window.
 _SPEND_MAX_PAGES = 40
+
 # The audit caller of everything the operator does (the agent's are "stdio" or a key id).
 OPERATOR = "operator"
 
@@ -62,6 +66,10 @@ class ApprovalView:
 
     approval: Approval
     seconds_left: int
+    # Who asked, as the operator reads it: the HTTP key's name, "stdio", or None (not recorded).
+    asked_by: str | None = None
+    # What the approved call would do to the card (filled in where the issuer is open).
+    change: CardChange | None = None
 
     @property
     def time_left(self) -> str:
@@ -75,29 +83,103 @@ def seconds_left(approval: Approval, now: datetime) -> int:
 
 
 class ApprovalDesk:
-    """The operator's side of the approvals: the same store the server and its replicas use."""
+    """The operator's side of the approvals: the same store the server and its replicas use.
+    With ``keys``, who asked is shown by the HTTP key's name rather than its id."""
 
-    def __init__(self, store: ApprovalStore, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, store: ApprovalStore, clock: Clock = utcnow, keys: KeyStore | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.keys = keys
 
-    def _view(self, approval: Approval) -> ApprovalView:
-        return ApprovalView(approval, seconds_left(approval, read_clock(self.clock)))
+    async def _views(self, approvals: list[Approval]) -> list[ApprovalView]:
+        now = read_clock(self.clock)
+        names: dict[str, str] = {}
+        for caller in {a.caller for a in approvals if a.caller is not None}:
+            names[caller] = await self.who(caller)
+        return [
+            ApprovalView(a, seconds_left(a, now), None if a.caller is None else names[a.caller])
+            for a in approvals
+        ]
+
+    async def _view(self, approval: Approval) -> ApprovalView:
+        return (await self._views([approval]))[0]
+
+    async def who(self, caller: str) -> str:
+        """A caller as the operator reads it: an HTTP key by its name (its id when the key is
+        unknown here), "stdio" and "operator" as they are."""
+        if caller in ("stdio", OPERATOR) or self.keys is None:
+            return caller
+        try:
+            key = await self.keys.get(caller)
+        except AgentCardError:
+            return caller
+        return key.name
 
     async def pending(self) -> list[ApprovalView]:
         """Pending, unexpired requests, oldest first."""
-        return [self._view(a) for a in await self.store.pending()]
+        return await self._views(await self.store.pending())
 
     async def history(self, limit: int = 20) -> list[ApprovalView]:
         """Decided, used and expired approvals, newest first."""
-        return [self._view(a) for a in await self.store.recent(limit) if a.status != "pending"]
+        recent = await self.store.recent(limit)
+        return await self._views([a for a in recent if a.status != "pending"])
 
     async def approve(self, approval_id: str) -> ApprovalView:
         """invalid_params unless pending and unexpired; not_found for an unknown id."""
-        return self._view(await self.store.approve(approval_id))
+        return await self._view(await self.store.approve(approval_id))
 
     async def deny(self, approval_id: str) -> ApprovalView:
-        return self._view(await self.store.deny(approval_id))
+        return await self._view(await self.store.deny(approval_id))
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """What the operator compares before approving: a card's status, limits and categories
+    (an empty ``categories``: any)."""
+
+    status: str
+    daily_limit_cents: int
+    per_auth_max_cents: int
+    categories: tuple[str, ...]
+
+    @classmethod
+    def of(cls, card: Card) -> CardState:
+        return cls(
+            card.status, card.daily_limit_cents, card.per_auth_max_cents, tuple(card.mcc_allowlist)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardChange:
+    """A gated call's effect: the card as it is now (None for a new card, or one the issuer
+    could not show: ``missing`` is the error code) and as the approved call would leave it."""
+
+    card_id: str | None
+    before: CardState | None
+    after: CardState | None
+    missing: str | None = None
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _categories(value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else default
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    """Audit records newest first, after the filters; ``tools``, ``outcomes`` and ``callers``:
+    the values seen in the records read (the filters' choices)."""
+
+    records: list[dict[str, Any]]
+    skipped: int
+    tools: list[str]
+    outcomes: list[str]
+    callers: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +277,72 @@ class CardDesk:
                 return _spend_view(rows, today, days)
             cursor = page.next_cursor
         return _spend_view(rows, today, days, complete=False)
+
+    async def change_of(self, approval: Approval) -> CardChange | None:
+        """What ``approval``'s call would do: for create_card the new card's limits; for
+        set_policy, unfreeze_card and close_card the card now and after. None for other tools."""
+        args = approval.arguments
+        if approval.tool == "create_card":
+            daily = _int(args.get("daily_limit_cents"), 0)
+            after = CardState(
+                "active",
+                daily,
+                _int(args.get("per_auth_max_cents"), daily),
+                _categories(args.get("mcc_allowlist"), ()),
+            )
+            return CardChange(None, None, after)
+        if approval.tool not in ("set_policy", "unfreeze_card", "close_card"):
+            return None
+        card_id = str(args.get("card_id", ""))
+        try:
+            before = CardState.of(await self.service.get_card(card_id))
+        except AgentCardError as exc:
+            return CardChange(card_id, None, None, missing=exc.code)
+        if approval.tool == "set_policy":
+            after = CardState(
+                before.status,
+                _int(args.get("daily_limit_cents"), before.daily_limit_cents),
+                _int(args.get("per_auth_max_cents"), before.per_auth_max_cents),
+                _categories(args.get("mcc_allowlist"), before.categories),
+            )
+        else:
+            status = "active" if approval.tool == "unfreeze_card" else "closed"
+            after = CardState(
+                status, before.daily_limit_cents, before.per_auth_max_cents, before.categories
+            )
+        return CardChange(card_id, before, after)
+
+    async def ledger(
+        self, card_id: str, *, cursor: str | None = None, limit: int = 50
+    ) -> LedgerPage:
+        """One page of the card's ledger, as the issuer pages it."""
+        return await self.service.read_ledger(card_id=card_id, cursor=cursor, limit=limit)
+
+    async def audit_log(
+        self,
+        *,
+        tool: str | None = None,
+        outcome: str | None = None,
+        caller: str | None = None,
+        scan: int = 1000,
+        limit: int = 200,
+    ) -> AuditView:
+        """Of the last ``scan`` audit records, newest first, those matching every filter given
+        (at most ``limit``)."""
+        tail = await self.audit.tail(scan)
+        records = list(reversed(tail.records)) if tail is not None else []
+
+        def seen(field: str) -> list[str]:
+            return sorted({str(r[field]) for r in records if r.get(field) is not None})
+
+        wanted = {"tool": tool, "outcome": outcome, "caller": caller}
+        kept = [
+            r
+            for r in records
+            if all(value in (None, "") or r.get(k) == value for k, value in wanted.items())
+        ]
+        skipped = 0 if tail is None else tail.skipped
+        return AuditView(kept[:limit], skipped, seen("tool"), seen("outcome"), seen("caller"))
 
     async def freeze(self, card_id: str) -> Card:
         return await self._audited(

@@ -411,3 +411,59 @@ async def test_the_operator_lists_and_approves_with_the_command_on_the_same_back
     status, out, err = await approvals_cli(env, tmp_path, "deny", approval.id)
     assert (status, out) == (2, "")
     assert "already used" in err
+
+
+# --- who asked ---------------------------------------------------------------------------------
+
+
+async def test_the_caller_of_a_request_is_kept_and_read_back_everywhere(
+    store: ApprovalStore, open_approvals: OpenApprovals
+) -> None:
+    over_http, _ = await store.request("create_card", CREATE, SUMMARY, caller="key_0123abcd")
+    on_stdio, _ = await store.request("close_card", {"card_id": "card_1"}, "close", caller="stdio")
+    unnamed, _ = await store.request("close_card", {"card_id": "card_2"}, "close")
+    elicited = await store.record_elicited("close_card", {"card_id": "c3"}, "x", True, caller="k")
+    assert (over_http.caller, on_stdio.caller, unnamed.caller) == ("key_0123abcd", "stdio", None)
+    assert elicited.caller == "k"
+    other = await open_approvals()
+    assert (await other.get(over_http.id)).caller == "key_0123abcd"
+    assert (await other.approve(on_stdio.id)).caller == "stdio"
+    assert {a.id: a.caller for a in await other.pending()} == {
+        over_http.id: "key_0123abcd",
+        unnamed.id: None,
+    }
+    assert {a.id: a.caller for a in await other.recent()}[elicited.id] == "k"
+    # A retry by another caller finds the same pending request, which keeps its first asker.
+    again, new = await other.request("create_card", CREATE, SUMMARY, caller="stdio")
+    assert (again.id, new, again.caller) == (over_http.id, False, "key_0123abcd")
+
+
+def test_an_approvals_db_made_before_the_caller_column_gains_it_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "approvals.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE approvals (
+                id TEXT PRIMARY KEY, tool TEXT NOT NULL, digest TEXT NOT NULL,
+                summary TEXT NOT NULL, arguments TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'used')),
+                created_at TEXT NOT NULL, expires_at TEXT NOT NULL, decided_at TEXT, used_at TEXT
+            );
+            INSERT INTO approvals VALUES ('apr_old', 'close_card', 'd', 's', '{}', 'used',
+                '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:10:00.000000+00:00', NULL, NULL);
+            """
+        )
+        conn.commit()
+
+    async def check() -> None:
+        async with SqliteApprovals(tmp_path) as store:
+            assert (await store.get("apr_old")).caller is None
+            made, _ = await store.request("create_card", CREATE, SUMMARY, caller="stdio")
+            assert (await store.get(made.id)).caller == "stdio"
+        async with SqliteApprovals(tmp_path) as again:  # opening twice adds the column once
+            assert (await again.get(made.id)).caller == "stdio"
+
+    anyio.run(check)
+    with closing(sqlite3.connect(path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(approvals)")]
+    assert columns.count("caller") == 1

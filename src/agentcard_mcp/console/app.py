@@ -47,7 +47,8 @@ from ..policy import load_policy
 from ..service import CardService
 from ..settings import Settings
 from ..storage import open_storage
-from . import budget_page, keys_page, pages
+from . import audit_page, budget_page, keys_page, ledger_page, pages
+from .context import in_context
 
 __all__ = ["COOKIE", "Desks", "OpenDesks", "create_console_app", "open_desks"]
 
@@ -94,7 +95,7 @@ async def open_desks(
         service.bind(issuer, budget, storage.approvals)
         try:
             yield Desks(
-                ApprovalDesk(storage.approvals),
+                ApprovalDesk(storage.approvals, keys=storage.keys),
                 CardDesk(service, storage.audit),
                 KeyDesk(storage.keys),
             )
@@ -200,7 +201,7 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
         return response
 
     async def approvals_page(request: Request) -> Response:
-        pending = await desk().approvals.pending()
+        pending = await in_context(desk().cards, await desk().approvals.pending())
         history = await desk().approvals.history()
         return HTMLResponse(pages.approvals_page(pending, history, csrf_of(request)))
 
@@ -254,6 +255,7 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
                 ids = tuple(view.approval.id for view in pending)
                 if ids != seen:
                     seen, quiet = ids, 0.0
+                    pending = await in_context(desk().cards, pending)
                     data = {"count": len(pending), "html": pages.pending_list(pending, csrf)}
                     yield f"event: pending\ndata: {json.dumps(data)}\n\n"
                 elif quiet >= _HEARTBEAT_S:
@@ -293,6 +295,8 @@ def create_console_app(open_: OpenDesks, *, port: int, login_token: str) -> Star
         ),
         *keys_page.routes(desk, csrf_of, form_checked),
         *budget_page.routes(desk, csrf_of),
+        *ledger_page.routes(desk, csrf_of),
+        *audit_page.routes(desk, csrf_of),
         Route("/events", events, methods=["GET"]),
         Route("/static/{name:str}", static, methods=["GET"]),
     ]

@@ -48,6 +48,7 @@ def _layout(title: str, body: str, active: str, csrf: str = "") -> str:
         for href, name in (
             ("/", "Approvals"),
             ("/cards", "Cards"),
+            ("/audit", "Audit"),
             ("/budget", "Budget"),
             ("/keys", "Keys"),
         )
@@ -83,13 +84,15 @@ def _arguments(arguments: dict[str, Any]) -> str:
 
 
 def _pending_item(view: ApprovalView, csrf: str) -> str:
+    from .context import asked_by, change  # context renders with this module's shown()
+
     approval = view.approval
     path = f"/approvals/{approval.id}"
     return (
         f'<li class="approval" id="{escape(approval.id)}" data-approval-id="{escape(approval.id)}">'
         f"<p><strong>{shown(approval.tool)}</strong> "
         f'<span class="summary">{shown(approval.summary)}</span></p>'
-        f"{_arguments(approval.arguments)}"
+        f"{_arguments(approval.arguments)}{asked_by(view)}{change(view)}"
         f'<p>time left <span data-seconds-left="{view.seconds_left}">{view.time_left}</span></p>'
         f"{_button('approve', path + '/approve', csrf, 'Approve')}"
         f"{_button('deny', path + '/deny', csrf, 'Deny')}</li>"
@@ -109,6 +112,7 @@ def approvals_page(
     past = "".join(
         f'<tr data-approval-id="{escape(v.approval.id)}"><td>{shown(v.approval.status)}</td>'
         f"<td>{shown(v.approval.tool)}</td><td>{shown(v.approval.summary)}</td>"
+        f"<td>{shown(v.asked_by or '')}</td>"
         f"<td>{shown(v.approval.created_at.isoformat(timespec='seconds'))}</td></tr>"
         for v in history
     )
@@ -116,7 +120,7 @@ def approvals_page(
         "<h1>Pending approvals</h1>"
         f'<ul id="pending">{pending_list(pending, csrf)}</ul>'
         "<h2>History</h2><table><thead><tr><th>status</th><th>tool</th><th>request</th>"
-        f"<th>asked at (UTC)</th></tr></thead><tbody>{past}</tbody></table>"
+        f"<th>asked by</th><th>asked at (UTC)</th></tr></thead><tbody>{past}</tbody></table>"
     )
     return _layout(title_of(len(pending)), body, "/", csrf)
 
@@ -133,7 +137,8 @@ def _card_row(card: Card, csrf: str) -> str:
         buttons.append(_button("close", path + "/close", csrf, "Close"))
     categories = ", ".join(str(c) for c in data["mcc_allowlist"]) or "any"
     return (
-        f'<tr data-card-id="{escape(card.id)}"><td><code>{shown(data["id"])}</code></td>'
+        f'<tr data-card-id="{escape(card.id)}"><td><code>{shown(data["id"])}</code> '
+        f'<a href="{escape(path)}/ledger" data-action="ledger">ledger</a></td>'
         f"<td>{shown(data['purpose'] or '')}</td><td>{shown(data['status'])}</td>"
         f"<td>{shown(usd(card.daily_limit_cents))}</td>"
         f"<td>{shown(usd(card.per_auth_max_cents))}</td><td>{shown(categories)}</td>"

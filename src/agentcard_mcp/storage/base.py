@@ -163,9 +163,12 @@ class ApprovalStore(Protocol):
 
     Expiry is computed on read, by the store's clock, read once the write's lock is held."""
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
+    async def request(
+        self, tool: str, arguments: Mapping[str, Any], summary: str, *, caller: str | None = None
+    ) -> Requested:
         """A pending approval for this exact call: the one already pending (unexpired) for the
-        same digest, else a new one valid ``APPROVAL_TTL`` (``new`` says which)."""
+        same digest, else a new one valid ``APPROVAL_TTL`` (``new`` says which), recording who
+        asked (``caller``: "stdio" or an HTTP key's id)."""
         ...
 
     async def consume(self, approval_id: str, tool: str, arguments: Mapping[str, Any]) -> Approval:
@@ -175,7 +178,13 @@ class ApprovalStore(Protocol):
         ...
 
     async def record_elicited(
-        self, tool: str, arguments: Mapping[str, Any], summary: str, accepted: bool
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        summary: str,
+        accepted: bool,
+        *,
+        caller: str | None = None,
     ) -> Approval:
         """A decision the human made in band, for the record: ``used`` if accepted (the call
         goes ahead at once), else ``denied``."""

@@ -61,11 +61,13 @@ async def _get(conn: Conn, approval_id: str, now: datetime) -> Approval:
 async def _insert(conn: Conn, approval: Approval) -> str:
     await conn.execute(
         "INSERT INTO approvals (id, tool, digest, summary, arguments, status, created_at, "
-        "expires_at, decided_at, used_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "expires_at, decided_at, used_at, caller) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             approval.id, approval.tool, approval.digest, storable(approval.summary),
             Jsonb(storable(approval.arguments)), approval.status, approval.created_at,
             approval.expires_at, approval.decided_at, approval.used_at,
+            None if approval.caller is None else storable(approval.caller),
         ),
     )  # fmt: skip
     return approval.id
@@ -76,7 +78,9 @@ class PostgresApprovals:
         self._pool = pool
         self._clock = clock
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
+    async def request(
+        self, tool: str, arguments: Mapping[str, Any], summary: str, *, caller: str | None = None
+    ) -> Requested:
         key = digest(tool, arguments)
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(
@@ -93,7 +97,7 @@ class PostgresApprovals:
                 approval_id: str = row["id"]
             else:
                 approval_id = await _insert(
-                    conn, new_approval(tool, arguments, summary, "pending", now)
+                    conn, new_approval(tool, arguments, summary, "pending", now, caller)
                 )
             return Requested(await _get(conn, approval_id, now), new=row is None)
 
@@ -109,12 +113,20 @@ class PostgresApprovals:
             return await _get(conn, row["id"], now)
 
     async def record_elicited(
-        self, tool: str, arguments: Mapping[str, Any], summary: str, accepted: bool
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        summary: str,
+        accepted: bool,
+        *,
+        caller: str | None = None,
     ) -> Approval:
         status: NewStatus = "used" if accepted else "denied"
         async with self._pool.connection() as conn, conn.transaction():
             now = self._now()
-            approval_id = await _insert(conn, new_approval(tool, arguments, summary, status, now))
+            approval_id = await _insert(
+                conn, new_approval(tool, arguments, summary, status, now, caller)
+            )
             return await _get(conn, approval_id, now)
 
     async def approve(self, approval_id: str) -> Approval:

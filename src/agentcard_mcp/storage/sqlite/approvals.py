@@ -46,13 +46,26 @@ CREATE TABLE IF NOT EXISTS approvals (
     created_at  TEXT NOT NULL,
     expires_at  TEXT NOT NULL,
     decided_at  TEXT,
-    used_at     TEXT
+    used_at     TEXT,
+    caller      TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_pending_digest ON approvals (digest)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS approvals_created_at ON approvals (created_at);
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (status, expires_at);
 """
+
+# Columns added since the first approvals.db, with their definitions: a home made by an older
+# version gains them when it is next opened (under the write lock, so two processes add each once).
+_ADDED = {"caller": "TEXT"}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(approvals)")}
+    for column, definition in _ADDED.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE approvals ADD COLUMN {column} {definition}")
+
 
 PENDING = (
     "SELECT * FROM approvals WHERE status = 'pending' AND expires_at > ? ORDER BY created_at, rowid"
@@ -74,7 +87,7 @@ def _get(conn: sqlite3.Connection, approval_id: str, now: datetime) -> Approval:
 def _insert(conn: sqlite3.Connection, approval: Approval) -> str:
     conn.execute(
         "INSERT INTO approvals (id, tool, digest, summary, arguments, status, created_at, "
-        "expires_at, decided_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "expires_at, decided_at, used_at, caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             approval.id,
             approval.tool,
@@ -86,6 +99,7 @@ def _insert(conn: sqlite3.Connection, approval: Approval) -> str:
             _iso(approval.expires_at),
             None if approval.decided_at is None else _iso(approval.decided_at),
             None if approval.used_at is None else _iso(approval.used_at),
+            approval.caller,
         ),
     )
     return approval.id
@@ -98,6 +112,7 @@ class SqliteApprovals:
         self.path = Path(home) / "approvals.db"
         self._clock = clock
         self._db = SqliteDB(self.path, _SCHEMA)
+        self._db.transaction_sync(_migrate)
 
     async def __aenter__(self) -> Self:
         return self
@@ -107,7 +122,9 @@ class SqliteApprovals:
     ) -> None:
         await self.aclose()
 
-    async def request(self, tool: str, arguments: Mapping[str, Any], summary: str) -> Requested:
+    async def request(
+        self, tool: str, arguments: Mapping[str, Any], summary: str, *, caller: str | None = None
+    ) -> Requested:
         key = digest(tool, arguments)
         made: list[str] = []
 
@@ -119,7 +136,9 @@ class SqliteApprovals:
             ).fetchone()
             if row is not None:
                 return cast(str, row["id"])
-            made.append(_insert(conn, new_approval(tool, arguments, summary, "pending", now)))
+            made.append(
+                _insert(conn, new_approval(tool, arguments, summary, "pending", now, caller))
+            )
             return made[0]
 
         approval = await self._write_then_get(write)
@@ -139,12 +158,18 @@ class SqliteApprovals:
         return await self._write_then_get(write)
 
     async def record_elicited(
-        self, tool: str, arguments: Mapping[str, Any], summary: str, accepted: bool
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        summary: str,
+        accepted: bool,
+        *,
+        caller: str | None = None,
     ) -> Approval:
         status: NewStatus = "used" if accepted else "denied"
 
         def write(conn: sqlite3.Connection, now: datetime) -> str:
-            return _insert(conn, new_approval(tool, arguments, summary, status, now))
+            return _insert(conn, new_approval(tool, arguments, summary, status, now, caller))
 
         return await self._write_then_get(write)
 
