@@ -80,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Host header to accept besides loopback, e.g. cards.example:8765 "
         "or cards.example:* (repeatable)",
     )
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve the operator's web console in this process, on its own port on "
+        "127.0.0.1 (never on the agent's app), printing its one-time login URL on stdout "
+        "as `agentcard-mcp console` does; http/sse only",
+    )
+    serve.add_argument(
+        "--console-port",
+        type=_port,
+        default=8766,
+        metavar="PORT",
+        help="the console's port with --console (default 8766; 0 picks one; set "
+        "AGENTCARD_CONSOLE_URL to match for the approval links)",
+    )
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="an Origin to accept besides loopback, e.g. https://app.example "
                        "(repeatable)")  # fmt: skip
@@ -370,6 +385,13 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import create_server
 
     transport = getattr(args, "transport", "stdio")
+    if transport == "stdio" and getattr(args, "console", False):
+        print(
+            "agentcard-mcp: --console needs --transport http or sse; beside a stdio server, "
+            "run `agentcard-mcp console` on its own",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = load_settings()
         settings.check()
@@ -406,7 +428,20 @@ def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace
         allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin),
     )
-    serve_http(server, settings, options)
+    if not args.console:
+        serve_http(server, settings, options)
+        return 0
+    from .console import console_listener
+
+    try:
+        console = console_listener(settings, args.console_port)
+    except OSError as exc:  # the console's port is taken
+        _fail("agentcard-mcp", exc)
+        return 2
+    try:
+        serve_http(server, settings, options, [(console.server, [console.sock])])
+    finally:
+        console.sock.close()
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -37,11 +38,23 @@ from .settings import Settings
 from .storage import Storage, open_storage
 from .storage.base import KeyStore
 
-__all__ = ["HttpOptions", "OpenStorage", "check_bind", "create_http_app", "serve_http"]
+__all__ = [
+    "Alongside",
+    "HttpOptions",
+    "OpenStorage",
+    "check_bind",
+    "create_http_app",
+    "serve_http",
+    "serve_together",
+]
 
 # Opens the storage the app serves from, for as long as it serves: ``partial(open_storage,
 # settings)`` as the CLI does, or a wrapper around it (the benchmark's counting rate limits).
 OpenStorage = Callable[[], AbstractAsyncContextManager[Storage]]
+
+# Another uvicorn server to run in the same event loop as the agent's app, with the sockets it
+# serves on (``serve --console``: the operator console on its own 127.0.0.1 port).
+Alongside = tuple[uvicorn.Server, list[socket.socket]]
 
 log = logging.getLogger("agentcard_mcp.http")
 
@@ -144,7 +157,14 @@ async def _check_keys(options: HttpOptions, storage: OpenStorage) -> None:
             )
 
 
-def serve_http(server: CardServer, settings: Settings, options: HttpOptions) -> None:
+def serve_http(
+    server: CardServer,
+    settings: Settings,
+    options: HttpOptions,
+    alongside: Sequence[Alongside] = (),
+) -> None:
+    """Serves the agent's app until interrupted; with ``alongside`` (the console), every server
+    runs in one event loop and all stop when one does."""
     storage = partial(open_storage, settings, audit_scrub=redact)
     anyio.run(_check_keys, options, storage)
     log.warning(
@@ -162,4 +182,27 @@ def serve_http(server: CardServer, settings: Settings, options: HttpOptions) -> 
     config = uvicorn.Config(
         app, host=options.host, port=options.port, log_level="warning", lifespan="on"
     )
-    uvicorn.Server(config).run()
+    agent = uvicorn.Server(config)
+    if not alongside:
+        agent.run()
+        return
+    anyio.run(serve_together, [(agent, None), *alongside])
+
+
+async def serve_together(
+    servers: Sequence[tuple[uvicorn.Server, list[socket.socket] | None]],
+) -> None:
+    """Serves every server in the running loop until one of them stops -- after SIGINT/SIGTERM
+    (uvicorn's handlers: the signal stops the server whose handler it reaches, which then hands
+    it on to the handler it replaced) or a failed startup -- and then tells the others to stop."""
+
+    async def one(served: uvicorn.Server, sockets: list[socket.socket] | None) -> None:
+        try:
+            await served.serve(sockets=sockets)
+        finally:
+            for other, _ in servers:
+                other.should_exit = True
+
+    async with anyio.create_task_group() as group:
+        for served, sockets in servers:
+            group.start_soon(one, served, sockets)
