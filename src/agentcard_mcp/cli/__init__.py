@@ -1,0 +1,44 @@
+"""The ``agentcard-mcp`` command line: argument parsing and rendering only; the work lives in
+the modules (the operator's side in ``operator``, the server in ``server``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..redaction import install_log_redaction
+from . import sandbox, serve
+from .common import fail
+from .operator_commands import operator_command
+from .parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Logs go to stderr: on stdio, stdout carries protocol messages only.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
+    if args.command == "sandbox":
+        from ..errors import AgentCardError
+
+        try:
+            return sandbox.sandbox(args)
+        except AgentCardError as exc:
+            fail("agentcard-mcp sandbox", exc)
+            return 2
+    if args.command == "demo":
+        return sandbox.demo()
+    if args.command == "console":
+        return serve.console(args)
+    if args.command in ("policy", "approvals", "audit", "keys"):
+        return operator_command(args)
+    return serve.serve(args)

@@ -1,0 +1,102 @@
+"""``serve`` (stdio, or HTTP/SSE with an optional console beside it) and ``console``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from ..settings import Settings, load_settings
+from .common import fail, opened, set_log_level, with_storage
+
+if TYPE_CHECKING:
+    from ..server import CardServer
+
+__all__ = ["console", "serve"]
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serves MCP: on stdio by default (what an MCP host runs), or over HTTP."""
+    from ..errors import AgentCardError
+    from ..server import create_server
+
+    transport = getattr(args, "transport", "stdio")
+    if transport == "stdio" and getattr(args, "console", False):
+        print(
+            "agentcard-mcp: --console needs --transport http or sse; beside a stdio server, "
+            "run `agentcard-mcp console` on its own",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = load_settings()
+        settings.check()
+        set_log_level(settings.log_level)
+        server = create_server(settings)  # a bad policy file stops it here, naming the key
+        # A shared database opens before anything is served: one that cannot be reached is
+        # said here in one line, not as a traceback from inside the transport.
+        shared = settings.database_url_text() is not None
+        if shared and with_storage(settings, "agentcard-mcp", 2, opened) != 0:
+            return 2
+        if transport != "stdio":
+            return _serve_http(server, settings, args)
+    except AgentCardError as exc:
+        fail("agentcard-mcp", exc)
+        return 2
+    if sys.stdin.isatty():
+        print(
+            "agentcard-mcp speaks MCP on stdin/stdout: connect an MCP host (Claude Desktop, the "
+            "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
+            file=sys.stderr,
+        )
+    server.run("stdio")
+    return 0
+
+
+def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
+    from ..http_app import HttpOptions, serve_http
+
+    options = HttpOptions(
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        stateless=args.stateless,
+        allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin),
+    )
+    if not args.console:
+        serve_http(server, settings, options)
+        return 0
+    from ..console import console_listener
+
+    try:
+        console = console_listener(settings, args.console_port)
+    except OSError as exc:  # the console's port is taken
+        fail("agentcard-mcp", exc)
+        return 2
+    try:
+        serve_http(server, settings, options, [(console.server, [console.sock])])
+    finally:
+        console.sock.close()
+    return 0
+
+
+def console(args: argparse.Namespace) -> int:
+    """The operator's web console, on the state and issuer ``serve`` uses."""
+    from ..console import serve_console
+    from ..errors import AgentCardError
+
+    try:
+        settings = load_settings()
+        settings.check()
+        set_log_level(settings.log_level)
+        if with_storage(settings, "agentcard-mcp console", 2, opened) != 0:
+            return 2
+        serve_console(settings, args.port)
+    except AgentCardError as exc:
+        fail("agentcard-mcp console", exc)
+        return 2
+    except OSError as exc:  # the port is taken
+        fail("agentcard-mcp console", exc)
+        return 2
+    return 0
