@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from ..base import CardRecord, Check, DayTotals, Hold, Reservation
+from ..budget_sql import OBSERVE, UPSERT, pyformat
 from .db import Pool
 
 __all__ = ["PostgresBudget"]
@@ -68,32 +69,8 @@ SELECT
     (SELECT COALESCE(SUM(spent), 0) FROM per_card) AS spent
 """
 
-_UPSERT = """
-INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (account, card_id) DO UPDATE SET
-    status = excluded.status,
-    daily_limit_cents = excluded.daily_limit_cents,
-    -- A day's spend only grows: an issuer that reports a closed card's spend as 0 must not
-    -- make today's spend (and a closed card's commitment) drop.
-    spent_cents = CASE
-        WHEN excluded.spent_day > budget_cards.spent_day THEN excluded.spent_cents
-        WHEN excluded.spent_day = budget_cards.spent_day
-            THEN GREATEST(excluded.spent_cents, budget_cards.spent_cents)
-        ELSE budget_cards.spent_cents END,
-    spent_day = GREATEST(excluded.spent_day, budget_cards.spent_day)
-"""
-
-_OBSERVE = """
-INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (account, card_id) DO UPDATE SET
-    spent_cents = excluded.spent_cents,
-    spent_day = excluded.spent_day
-WHERE excluded.spent_day > budget_cards.spent_day
-   OR (excluded.spent_day = budget_cards.spent_day
-       AND excluded.spent_cents > budget_cards.spent_cents)
-"""
+_UPSERT = pyformat(UPSERT)
+_OBSERVE = pyformat(OBSERVE)
 
 Conn = AsyncConnection[DictRow]
 

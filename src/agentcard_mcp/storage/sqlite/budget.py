@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..base import CardRecord, Check, DayTotals, Hold, Reservation
+from ..budget_sql import OBSERVE, UPSERT
 from .db import SqliteDB
 
 __all__ = ["SqliteBudget"]
@@ -99,34 +100,6 @@ SELECT
     (SELECT COALESCE(SUM(active), 0) FROM per_card)
       + (SELECT COALESCE(SUM(active), 0) FROM unrecorded) AS active,
     (SELECT COALESCE(SUM(spent), 0) FROM per_card) AS spent
-"""
-
-_UPSERT = """
-INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (account, card_id) DO UPDATE SET
-    status = excluded.status,
-    daily_limit_cents = excluded.daily_limit_cents,
-    -- A day's spend only grows: an issuer that reports a closed card's spend as 0 must not
-    -- make today's spend (and a closed card's commitment) drop.
-    spent_cents = CASE
-        WHEN excluded.spent_day > budget_cards.spent_day THEN excluded.spent_cents
-        WHEN excluded.spent_day = budget_cards.spent_day
-            THEN MAX(excluded.spent_cents, budget_cards.spent_cents)
-        ELSE budget_cards.spent_cents END,
-    spent_day = MAX(excluded.spent_day, budget_cards.spent_day)
-"""
-
-# Of a known card only a higher spend of the same day, or any spend of a later day.
-_OBSERVE = """
-INSERT INTO budget_cards (account, card_id, status, daily_limit_cents, spent_cents, spent_day)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (account, card_id) DO UPDATE SET
-    spent_cents = excluded.spent_cents,
-    spent_day = excluded.spent_day
-WHERE excluded.spent_day > budget_cards.spent_day
-   OR (excluded.spent_day = budget_cards.spent_day
-       AND excluded.spent_cents > budget_cards.spent_cents)
 """
 
 
@@ -221,7 +194,7 @@ class SqliteBudget:
             ).rowcount
             # Settled already (two reconcilers raced): the card may have moved on since.
             if card is not None and deleted:
-                conn.execute(_UPSERT, _values(self.account, card))
+                conn.execute(UPSERT, _values(self.account, card))
 
         await self._db.transaction(write)
 
@@ -233,7 +206,7 @@ class SqliteBudget:
 
     async def observe(self, cards: Sequence[CardRecord]) -> None:
         if cards:
-            await self._db.execute(_OBSERVE, [_values(self.account, card) for card in cards])
+            await self._db.execute(OBSERVE, [_values(self.account, card) for card in cards])
 
     async def spent(self, card_id: str, cents: int, day: str) -> None:
         await self._db.execute(
