@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import anyio
 import pytest
-from mcp import Client
+from mcp import Client, ClientSession
 from mcp.client import ClientRequestContext
 from mcp.types import (
     CallToolResult,
+    ClientCapabilities,
     ElicitRequestFormParams,
     ElicitRequestParams,
     ElicitRequestURLParams,
@@ -791,3 +792,29 @@ async def test_in_band_the_form_is_asked_and_no_url_is_sent(connect: Connect) ->
     async with connect(human) as agent:  # auto on stdio: in band
         await agent.call("create_card", CREATE)
     assert (len(human.forms), human.urls) == (1, [])
+
+
+async def test_a_client_with_only_url_elicitation_is_sent_the_page_even_in_band(
+    connect: Connect, operator: Operator, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On stdio under ``auto`` the human may be asked in band, but a client that declares URL
+    mode and no forms cannot show the form: it is sent the console page instead."""
+    declared = ClientSession._build_capabilities
+
+    def url_only(self: ClientSession, version: str) -> ClientCapabilities:
+        capabilities = declared(self, version)
+        assert capabilities.elicitation is not None
+        elicitation = capabilities.elicitation.model_copy(update={"form": None})
+        return capabilities.model_copy(update={"elicitation": elicitation})
+
+    monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
+
+    async def operator_opens(url: str) -> None:
+        await operator.approve(url.removeprefix(f"{CONSOLE}/approvals/"))
+
+    human = Human("accept", at_url=operator_opens)
+    async with connect(human) as agent:
+        card = await agent.call("create_card", CREATE)
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+    [url] = human.urls
+    assert (human.forms, await status_of(home, shown(url))) == ([], "used")

@@ -506,20 +506,26 @@ async def audit_command(action: str, n: int, sink: AuditSink, out: TextIO, err: 
     Exit codes: 0 (including when there is no log yet: nothing has been called), 1 if the log
     cannot be read, 2 for a bad action or ``n``. Messages go to ``err``, records to ``out``.
     """
+    from .errors import InvalidParams
+    from .operator import AuditDesk  # operator.py builds on this module's records
+
     if action != "tail":
         print(f"agentcard-mcp audit: unknown action {action!r} (try: tail)", file=err)
         return 2
-    if n < 1:
-        print(f"agentcard-mcp audit: -n must be at least 1, not {n}", file=err)
-        return 2
+    desk = AuditDesk(sink)
     try:
-        tail = await sink.tail(n)
+        tail = await desk.tail(n)
+    except InvalidParams as exc:
+        print(f"agentcard-mcp audit: {exc}", file=err)
+        return 2
     except OSError as exc:
-        print(f"agentcard-mcp audit: cannot read {sink.where}: {exc.strerror or exc}", file=err)
+        print(f"agentcard-mcp audit: cannot read {desk.where}: {exc.strerror or exc}", file=err)
         return 1
     if tail is None:
-        print(f"no audit log yet at {sink.where}", file=err)
+        print(f"no audit log yet at {desk.where}: no tool has been called", file=err)
         return 0
+    if not tail.records:
+        print(f"no calls recorded yet in {desk.where}", file=err)
     for record in tail.records:
         print(format_record(record), file=out)
     if tail.skipped:

@@ -9,6 +9,9 @@ the web console alike, so the two always agree. Nothing here prints or renders.
   differs is consent: the operator *is* the human the approval gate asks, so a gated action
   comes with their decision (recorded as an approval used at once). Every action is audited
   with the caller ``operator``.
+- :class:`AuditDesk` — the audit trail: the last records (``audit tail``), or filtered by tool,
+  outcome and caller (the console's audit page).
+- :class:`PolicyDesk` — the policy as the server would load it (``policy check`` and ``show``).
 - :class:`KeyDesk` — the API keys: list, create (the key returned once, never kept), revoke.
   The ``keys`` command and the console's keys page both go through it.
 - ``CardDesk.spend`` — approved spend per UTC day (the last 14) and per category, from the
@@ -22,15 +25,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .approvals import Approval, Clock, read_clock, utcnow
-from .audit import record_of
+from .audit import Tail, record_of
 from .consent import AuditNote, CallConsent
-from .errors import AgentCardError
+from .errors import AgentCardError, InvalidParams
 from .issuers.base import Capability
 from .keys import ApiKey
 from .models import Card, CloseCard, LedgerPage, UnfreezeCard
+from .policy import LoadedPolicy, PolicyError, load_policy, read_policy
 
 if TYPE_CHECKING:
     from .service import CardService
@@ -41,12 +46,14 @@ __all__ = [
     "SPEND_DAYS",
     "ApprovalDesk",
     "ApprovalView",
+    "AuditDesk",
     "AuditView",
     "BudgetView",
     "CardChange",
     "CardDesk",
     "CardState",
     "KeyDesk",
+    "PolicyDesk",
     "SpendView",
     "seconds_left",
 ]
@@ -327,22 +334,10 @@ class CardDesk:
         scan: int = 1000,
         limit: int = 200,
     ) -> AuditView:
-        """Of the last ``scan`` audit records, newest first, those matching every filter given
-        (at most ``limit``)."""
-        tail = await self.audit.tail(scan)
-        records = list(reversed(tail.records)) if tail is not None else []
-
-        def seen(field: str) -> list[str]:
-            return sorted({str(r[field]) for r in records if r.get(field) is not None})
-
-        wanted = {"tool": tool, "outcome": outcome, "caller": caller}
-        kept = [
-            r
-            for r in records
-            if all(value in (None, "") or r.get(k) == value for k, value in wanted.items())
-        ]
-        skipped = 0 if tail is None else tail.skipped
-        return AuditView(kept[:limit], skipped, seen("tool"), seen("outcome"), seen("caller"))
+        """The console's audit page: ``AuditDesk.log`` on the same sink."""
+        return await AuditDesk(self.audit).log(
+            tool=tool, outcome=outcome, caller=caller, scan=scan, limit=limit
+        )
 
     async def freeze(self, card_id: str) -> Card:
         return await self._audited(
@@ -390,6 +385,69 @@ class CardDesk:
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
             )
+
+
+class AuditDesk:
+    """The audit trail as the operator reads it: the ``audit tail`` command and the console's
+    audit page both go through it."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self.sink = sink
+
+    @property
+    def where(self) -> str:
+        return self.sink.where
+
+    async def tail(self, n: int) -> Tail | None:
+        """The last ``n`` records, oldest first (None: no log yet)."""
+        if n < 1:
+            raise InvalidParams(f"-n must be at least 1, not {n}")
+        return await self.sink.tail(n)
+
+    async def log(
+        self,
+        *,
+        tool: str | None = None,
+        outcome: str | None = None,
+        caller: str | None = None,
+        scan: int = 1000,
+        limit: int = 200,
+    ) -> AuditView:
+        """Of the last ``scan`` audit records, newest first, those matching every filter given
+        (at most ``limit``)."""
+        tail = await self.sink.tail(scan)
+        records = list(reversed(tail.records)) if tail is not None else []
+
+        def seen(field: str) -> list[str]:
+            return sorted({str(r[field]) for r in records if r.get(field) is not None})
+
+        wanted = {"tool": tool, "outcome": outcome, "caller": caller}
+        kept = [
+            r
+            for r in records
+            if all(value in (None, "") or r.get(k) == value for k, value in wanted.items())
+        ]
+        skipped = 0 if tail is None else tail.skipped
+        return AuditView(kept[:limit], skipped, seen("tool"), seen("outcome"), seen("caller"))
+
+
+class PolicyDesk:
+    """The operator's policy as the server would load it: ``policy check`` and ``policy show``.
+    Errors are ``PolicyError`` (an ``InvalidParams``) naming the file and what is wrong."""
+
+    def __init__(self, home: Path, configured: Path | None) -> None:
+        self.home = home
+        self.configured = configured
+
+    def check(self, file: Path | None) -> LoadedPolicy:
+        """The policy in ``file``, read as the server would read it."""
+        if file is None:
+            raise PolicyError("policy check needs a FILE to check.")
+        return LoadedPolicy(read_policy(file), str(file))
+
+    def show(self, file: Path | None = None) -> LoadedPolicy:
+        """The effective policy; a ``file`` given stands in for ``AGENTCARD_POLICY_FILE``."""
+        return load_policy(file if file is not None else self.configured, self.home)
 
 
 class KeyDesk:

@@ -265,16 +265,18 @@ def policy_command(
     err: TextIO,
 ) -> int:
     """``policy check FILE`` and ``policy show [FILE]``: what the server would enforce, or the
-    error it would stop with. Exit 0, or 2 on a bad file."""
+    error it would stop with (read through ``operator.PolicyDesk``). Exit 0, or 2 on a bad
+    file."""
+    from .operator import PolicyDesk  # operator.py builds on this module's rules
+
+    desk = PolicyDesk(home, settings_policy_file)
     try:
         if action == "check":
-            if file is None:
-                raise PolicyError("policy check needs a FILE to check.")
-            out.write(f"ok: {file}\n" + render(read_policy(file), str(file)))
+            loaded = desk.check(file)
+            out.write(f"ok: {file}\n" + render(loaded.policy, loaded.source))
             return 0
         if action == "show":
-            # A FILE given here stands in for AGENTCARD_POLICY_FILE, as it would for the server.
-            loaded = load_policy(file if file is not None else settings_policy_file, home)
+            loaded = desk.show(file)
             out.write(render(loaded.policy, loaded.source))
             return 0
         raise InvalidParams(f"unknown policy action {action!r}; use check or show.")

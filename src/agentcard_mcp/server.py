@@ -414,9 +414,9 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     # they review the call and ask the human only when the operator's policy wants approval.
     # Everything the approval would cover goes in front of the human (agent_id included). The
     # policy's approval_channel and how this call came (stdio, or which HTTP key over which
-    # transport) decide whether the client may ask at all; if not, the operator decides — and a
-    # client that can open a URL for the human (URL-mode elicitation) is sent the console page
-    # of the pending approval, made first.
+    # transport) decide whether the client may ask at all; if not (or it shows no forms), the
+    # operator decides — and a client that can open a URL for the human (URL-mode elicitation)
+    # is sent the console page of the pending approval, made first.
     async def ask(ctx: Context[None, Any], request: WriteRequest, verdict: Verdict,
                   approval_id: str | None) -> Asked:  # fmt: skip
         summary = consent.summarize(request.tool, request.arguments(), verdict)
@@ -425,7 +425,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         if (
             verdict.needs_approval
             and approval_id is None
-            and not in_band
+            and (not in_band or not elicit.can_elicit(ctx))
             and via.session
             and elicit.can_open_url(ctx)
         ):
