@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TextIO, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
-from .redaction import redact_text
+from .redaction import redact, redact_text
 
 if TYPE_CHECKING:
     from .operator import ApprovalView
@@ -153,13 +153,14 @@ def new_approval(
 ) -> Approval:
     """A new row: a ``pending`` request, or a decision made in band (``used`` when the human
     accepted and the call goes ahead at once, ``denied`` otherwise). The arguments are stored
-    as bound, so the operator sees exactly what the digest covers."""
+    as bound, so the operator sees what the digest covers — masked, as is the summary: the
+    digest binds the raw arguments, but no card number, CVC, expiry or key is ever stored."""
     return Approval(
         id=_new_id(),
         tool=tool,
         digest=digest(tool, arguments),
-        summary=summary,
-        arguments=bound_arguments(arguments),
+        summary=redact_text(summary),
+        arguments=redact(bound_arguments(arguments)),
         status=status,
         created_at=now,
         expires_at=now + APPROVAL_TTL,

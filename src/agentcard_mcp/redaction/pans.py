@@ -1,0 +1,264 @@
+"""Card numbers in text: how they are written, and how they are found in linear time.
+
+Text here is already normalized (``text.normalize``): ASCII digits, invisible characters gone.
+
+- A **chain** is digits and anything that is not a letter (punctuation, whitespace, symbols:
+  ``/ , : | + · • ' "``), starting and ending with a digit: the most a number written with
+  separators can span. Chains are found by one character-class repetition (``_CHAIN``).
+- A chain is cut into **pieces** where a gap is too wide to sit inside one number: more than
+  ``_MAX_GAP`` characters, or more than ``_MAX_BLANK`` of whitespace alone ("four or more
+  spaces" and "several separators" fit; a paragraph break between numbers does not).
+- In a piece, a card number is made of **whole digit groups**: one group alone (a PAN, or a PAN
+  glued to the digits after it — its CVC or expiry — or a zero-padded PAN); or a whole run of
+  groups that share one separator, in any grouping (whitespace counts as one kind, so
+  ``4111  1111 1111`` has one separator); or groups in a card's own layout (4-4-4-4[-1..3],
+  4-4-4-1..3, 4-6-5, 4-6-4, and 4-4-4-4 or 4-6-5 with digits glued to the last group),
+  whatever the separators and wherever they stand. Dates, times, amounts, order and phone
+  numbers mix separators or group otherwise (``2026-11-22 10:00:00``, ``1,234.56``,
+  ``(415) 555-2671``, ``112-5678901-2345678``), and so don't read as cards.
+- A number written right after a ``+`` with at most 15 digits is a phone number (E.164).
+
+Then it must have a brand's prefix and length, and pass Luhn (``card_brands``).
+
+Fail closed: a group of more than ``_MAX_RUN`` digits, a chain longer than ``_MAX_CHAIN``
+characters and a piece of more than ``_MAX_GROUPS`` groups are masked whole (no real result
+looks like that), and after ``budget`` groups in one text the remaining chains are masked whole,
+so an attacker cannot choose how long masking takes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..card_brands import GLUED_LENGTHS, MAX_PAN, MIN_PAN, is_pan, issuable, luhn
+
+__all__ = ["MASK", "UUID", "Budget", "glued_pan", "mask_chains", "mask_pan"]
+
+MASK = "••••"
+
+_MAX_RUN = 2 * MAX_PAN + 2  # digits in one group: two PANs and a CVC fit
+_MAX_CHAIN = 4096  # characters of one chain
+_MAX_GROUPS = 64  # digit groups in one piece
+_MAX_GAP = 5  # characters between two groups of one number ("4111 -- 1111")
+_MAX_BLANK = 16  # ... when they are all whitespace ("4111\n\n    1111")
+_GLUE_MIN = 3  # digits glued after a PAN for them to be taken as its CVC or expiry
+
+_CHAIN = re.compile(rf"[0-9][\W_0-9]{{{MIN_PAN - 2},}}[0-9]")
+_PARTS = re.compile(r"([^0-9]+)")
+_WIDE = re.compile(rf"[^0-9]{{{_MAX_GAP + 1},}}")
+# A UUID (RFC 9562: 8-4-4-4-12 hex digits): its dash-joined digit groups are random hex that
+# reads as a card number once in a few hundred UUIDs, so no number is looked for inside one.
+UUID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"(?![0-9A-Za-z])"
+)
+
+
+def mask_pan(digits: str) -> str:
+    return f"{MASK} {digits[-4:]}"
+
+
+def glued_pan(run: str) -> str | None:
+    """The card number one unbroken run of digits holds, or None: the run itself, zero padding
+    taken off; or a number at its start with at least ``_GLUE_MIN`` more digits after it."""
+    digits = run.lstrip("0")
+    n = len(digits)
+    if n < MIN_PAN:
+        return None
+    if n <= MAX_PAN and is_pan(digits):
+        return digits
+    for length in GLUED_LENGTHS.get(digits[:2], ()):
+        head = digits[:length]
+        if n - length >= _GLUE_MIN and issuable(head, current=True) and luhn(head):
+            return head
+    return None
+
+
+class Budget:
+    """The Python-level work allowed on one text: digit groups examined (chains count one
+    each), at most ``4096 + len(text) // 16``; past it the rest is masked whole, in C."""
+
+    __slots__ = ("left", "spent")
+
+    def __init__(self, text_length: int) -> None:
+        self.left = 4096 + text_length // 16
+        self.spent = 0
+
+    def spend(self, groups: int) -> None:
+        self.left -= groups
+        self.spent += groups
+
+
+def mask_chains(text: str, budget: Budget | None = None) -> str:
+    """``text`` with every card number in it masked; ``text`` itself when there is none.
+    ``budget`` (made for the text when not given) records the work done."""
+    budget = Budget(len(text)) if budget is None else budget
+    uuids = UUID.finditer(text) if text.count("-") >= 4 else iter(())
+    uuid = next(uuids, None)
+    pieces: list[str] = []
+    end = 0
+    for match in _CHAIN.finditer(text):
+        while uuid is not None and uuid.end() <= match.start():  # both come in text order
+            uuid = next(uuids, None)
+        if uuid is not None and uuid.start() <= match.start() and match.end() <= uuid.end():
+            continue
+        if budget.left <= 0:  # fail closed on input built to be slow: the rest, in C
+            pieces.append(_CHAIN.sub(MASK, text[end:]))
+            return "".join(pieces)
+        budget.spend(1)
+        start = match.start()
+        after_plus = start > 0 and text[start - 1] == "+"
+        masked = _mask_chain(match.group(), after_plus, budget)
+        if masked is not None:
+            pieces += (text[end:start], masked)
+            end = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[end:])
+    return "".join(pieces)
+
+
+def _mask_chain(chain: str, after_plus: bool, budget: Budget) -> str | None:
+    if len(chain) > _MAX_CHAIN:
+        return MASK
+    out: list[str] = []
+    changed = False
+    begin = 0
+    for cut_start, cut_end in _cuts(chain):
+        budget.spend(1)
+        piece = chain[begin:cut_start]
+        masked = _mask_piece(piece, after_plus and begin == 0, budget)
+        changed |= masked is not None
+        out += (piece if masked is None else masked, chain[cut_start:cut_end])
+        begin = cut_end
+    return "".join(out) if changed else None
+
+
+def _cuts(chain: str) -> Iterator[tuple[int, int]]:
+    """Where the chain is cut into pieces: its gaps too wide for one number; then its end."""
+    for gap in _WIDE.finditer(chain):
+        text = gap.group()
+        if len(text) > _MAX_BLANK or not text.isspace():
+            yield gap.start(), gap.end()
+    yield len(chain), len(chain)
+
+
+def _mask_piece(piece: str, after_plus: bool, budget: Budget) -> str | None:
+    if not piece:
+        return None
+    parts = _PARTS.split(piece)
+    groups, gaps = parts[0::2], parts[1::2]
+    if sum(map(len, groups)) < MIN_PAN:
+        return None
+    if len(groups) > _MAX_GROUPS:
+        return MASK
+    budget.spend(len(groups))
+    hits = list(_hits(groups, gaps, after_plus))
+    if not hits:
+        return None
+    starts = []
+    at = 0
+    for k, group in enumerate(groups):
+        starts.append(at)
+        at += len(group) + (len(gaps[k]) if k < len(gaps) else 0)
+    spans = sorted((starts[i], starts[j] + len(groups[j]), pan) for i, j, pan in hits)
+    out: list[str] = []
+    end = 0
+    while spans:
+        lo, hi, pan = spans.pop(0)
+        last_end, shown = hi, pan
+        while spans and spans[0][0] < hi:  # overlapping numbers: one mask over them all
+            _, other_hi, other = spans.pop(0)
+            if other is None or shown is None:
+                shown = None
+            elif other_hi >= last_end:
+                shown, last_end = other, other_hi
+            hi = max(hi, other_hi)
+        out += (piece[end:lo], MASK if shown is None else mask_pan(shown))
+        end = hi
+    out.append(piece[end:])
+    return "".join(out)
+
+
+# (first group, last group, the PAN — None to mask the groups whole)
+Hit = tuple[int, int, str | None]
+
+
+def _hits(groups: list[str], gaps: list[str], after_plus: bool) -> Iterator[Hit]:
+    for i, group in enumerate(groups):
+        if len(group) > _MAX_RUN:
+            yield i, i, None
+            continue
+        phone = after_plus and i == 0
+        if len(group) >= MIN_PAN:
+            pan = glued_pan(group)
+            if pan is not None and not (phone and len(group) <= 15):
+                yield i, i, pan
+        if len(group) == 4 and i + 2 < len(groups):
+            yield from _card_layout(groups, i, phone)
+    yield from _one_separator(groups, [_gap_key(gap) for gap in gaps], after_plus)
+
+
+_ITEM = "'"  # the kind of a gap with a quote in it: between the items of a list's text
+
+
+def _gap_key(gap: str) -> str:
+    """A separator as a kind: whitespace of any length counts as one; a gap with a quote in
+    it is the boundary of a quoted item (``'4111 1111', '1111 1111'``), which goes with any
+    one kind."""
+    if "'" in gap or '"' in gap:
+        return _ITEM
+    core = "".join(gap.split())
+    return core or " "
+
+
+def _one_separator(groups: list[str], keys: list[str], after_plus: bool) -> Iterator[Hit]:
+    """Each whole run of groups joined by one kind of separator, read as one number. (Part of
+    such a run is a number only in a card's layout, ``_card_layout``: "ref 12 4111 1111 1111
+    1111" holds one, "112-5678901-2345678" — an order number — does not.)"""
+    lo, n = 0, len(groups)
+    while lo < n - 1:
+        hi, kind = lo + 1, keys[lo]
+        while hi < n - 1 and (keys[hi] in (kind, _ITEM) or kind == _ITEM):
+            if kind == _ITEM:
+                kind = keys[hi]
+            hi += 1
+        # A group where the separator changes may belong to the next run instead ("... 06
+        # 2026-11-22"): the run is also read without it.
+        firsts = (lo, lo + 1) if lo > 0 and hi > lo + 1 else (lo,)
+        lasts = (hi, hi - 1) if hi < n - 1 and hi > lo + 1 else (hi,)
+        for first in firsts:
+            for last in lasts:
+                if last <= first:
+                    continue
+                digits = "".join(groups[first : last + 1])
+                phone = after_plus and first == 0 and len(digits) <= 15
+                if MIN_PAN <= len(digits) <= MAX_PAN and not phone and is_pan(digits):
+                    yield first, last, digits
+        lo = hi
+
+
+def _card_layout(groups: list[str], i: int, phone: bool) -> Iterator[Hit]:
+    """Numbers laid out as cards print them, whatever separators stand between the groups:
+    4-4-4-4 and a short fifth group, 4-4-4 and a short fourth, 4-6-5, 4-6-4; the last group
+    may carry a glued CVC or expiry ("4111 1111 1111 1111123")."""
+    sizes = [len(g) for g in groups[i : i + 5]]
+    if sizes[1:3] == [4, 4] and len(sizes) >= 4:
+        body = "".join(groups[i : i + 3])
+        if sizes[3] == 4 and len(sizes) == 5:
+            yield from _last_group(i, i + 4, body + groups[i + 3], groups[i + 4], 3, phone)
+        yield from _last_group(i, i + 3, body, groups[i + 3], 4, phone)
+    elif sizes[1:2] == [6] and len(sizes) >= 3:
+        yield from _last_group(i, i + 2, groups[i] + groups[i + 1], groups[i + 2], 5, phone)
+
+
+def _last_group(i: int, j: int, body: str, last: str, most: int, phone: bool) -> Iterator[Hit]:
+    """``body`` and the first 1 to ``most`` digits of ``last``: the whole group, or part of it
+    with at least ``_GLUE_MIN`` digits glued after."""
+    for size in range(1, min(most, len(last)) + 1):
+        rest = len(last) - size
+        digits = body + last[:size]
+        glued_or_whole = rest == 0 or rest >= _GLUE_MIN
+        if glued_or_whole and not (phone and len(digits) <= 15) and is_pan(digits):
+            yield i, j, digits
