@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TextIO, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
-from .redaction import redact, redact_text
+from .redaction import redact, redact_quoting, redact_text
 
 if TYPE_CHECKING:
     from .operator import ApprovalView
@@ -155,12 +155,14 @@ def new_approval(
     accepted and the call goes ahead at once, ``denied`` otherwise). The arguments are stored
     as bound, so the operator sees what the digest covers — masked, as is the summary: the
     digest binds the raw arguments, but no card number, CVC, expiry or key is ever stored."""
+    bound = bound_arguments(arguments)
+    stored = redact(bound)
     return Approval(
         id=_new_id(),
         tool=tool,
         digest=digest(tool, arguments),
-        summary=redact_text(summary),
-        arguments=redact(bound_arguments(arguments)),
+        summary=redact_quoting(summary, bound, stored),
+        arguments=stored,
         status=status,
         created_at=now,
         expires_at=now + APPROVAL_TTL,

@@ -31,7 +31,7 @@ from __future__ import annotations
 from ..card_brands import is_pan
 from .logs import RedactingFilter, install_log_redaction, scrub_record
 from .pans import MASK, mask_pan
-from .structure import clean_json_text, is_card_field, redact
+from .structure import clean_json_text, is_card_field, redact, redact_quoting
 from .text import redact_text
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "is_pan",
     "mask_pan",
     "redact",
+    "redact_quoting",
     "redact_text",
     "scrub_record",
 ]

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 from ..card_brands import GLUED_LENGTHS, MAX_PAN, MIN_PAN, is_pan, issuable, luhn
 
-__all__ = ["MASK", "UUID", "Budget", "glued_pan", "mask_chains", "mask_pan"]
+__all__ = ["MASK", "UUID", "Budget", "glued_pan", "mask_chains", "mask_pan", "one_kind_digits"]
 
 MASK = "••••"
 
@@ -47,6 +47,12 @@ _GLUE_MIN = 3  # digits glued after a PAN for them to be taken as its CVC or exp
 _CHAIN = re.compile(rf"[0-9][\W_0-9]{{{MIN_PAN - 2},}}[0-9]")
 _PARTS = re.compile(r"([^0-9]+)")
 _WIDE = re.compile(rf"[^0-9]{{{_MAX_GAP + 1},}}")
+# Where a list of category codes opens, just before a chain: '"mcc_allowlist": ["',
+# "categories=(", "'mccs': ['".
+_CODE_LIST = re.compile(
+    r"(?i)(?:mcc|categor)[a-z_]{0,24}['\"]?[ ]{0,2}[:=][ ]{0,2}[\[(][ ]{0,2}['\"]?\Z"
+)
+_QUOTED_GAP = re.compile(r"([^0-9'\"]{0,8}['\"][^0-9]{0,8})")
 # A UUID (RFC 9562: 8-4-4-4-12 hex digits): its dash-joined digit groups are random hex that
 # reads as a card number once in a few hundred UUIDs, so no number is looked for inside one.
 UUID = re.compile(
@@ -73,6 +79,21 @@ def glued_pan(run: str) -> str | None:
         if n - length >= _GLUE_MIN and issuable(head, current=True) and luhn(head):
             return head
     return None
+
+
+def one_kind_digits(run: str) -> str | None:
+    """The digits of ``run`` (digits and separators, a digit at each end) when it is written
+    with one kind of separator or none, in gaps narrow enough for one number; else None —
+    dates, amounts and phone numbers mix kinds (``1,234.56``, ``(415) 555-2671``)."""
+    parts = _PARTS.split(run)
+    gaps = parts[1::2]
+    if len({_gap_key(gap) for gap in gaps}) > 1 or not all(map(_joinable, gaps)):
+        return None
+    return "".join(parts[0::2])
+
+
+def _joinable(gap: str) -> bool:
+    return len(gap) <= _MAX_GAP or (len(gap) <= _MAX_BLANK and gap.isspace())
 
 
 class Budget:
@@ -109,7 +130,10 @@ def mask_chains(text: str, budget: Budget | None = None) -> str:
         budget.spend(1)
         start = match.start()
         after_plus = start > 0 and text[start - 1] == "+"
-        masked = _mask_chain(match.group(), after_plus, budget)
+        if _CODE_LIST.search(text, max(0, start - 64), start):
+            masked = _mask_items(match.group(), budget)
+        else:
+            masked = _mask_chain(match.group(), after_plus, budget)
         if masked is not None:
             pieces += (text[end:start], masked)
             end = match.end()
@@ -117,6 +141,17 @@ def mask_chains(text: str, budget: Budget | None = None) -> str:
         return text
     pieces.append(text[end:])
     return "".join(pieces)
+
+
+def _mask_items(chain: str, budget: Budget) -> str | None:
+    """A quoted list of category codes (``"mcc_allowlist": ["5411", "5812"]``): each item on
+    its own, never the items together (see ``structure._holds_codes``)."""
+    parts = _QUOTED_GAP.split(chain)
+    masked = [_mask_chain(part, False, budget) if i % 2 == 0 else None for i, part in
+              enumerate(parts)]  # fmt: skip
+    if all(m is None for m in masked):
+        return None
+    return "".join(p if m is None else m for p, m in zip(parts, masked, strict=True))
 
 
 def _mask_chain(chain: str, after_plus: bool, budget: Budget) -> str | None:
@@ -138,8 +173,7 @@ def _mask_chain(chain: str, after_plus: bool, budget: Budget) -> str | None:
 def _cuts(chain: str) -> Iterator[tuple[int, int]]:
     """Where the chain is cut into pieces: its gaps too wide for one number; then its end."""
     for gap in _WIDE.finditer(chain):
-        text = gap.group()
-        if len(text) > _MAX_BLANK or not text.isspace():
+        if not _joinable(gap.group()):
             yield gap.start(), gap.end()
     yield len(chain), len(chain)
 
@@ -197,37 +231,54 @@ def _hits(groups: list[str], gaps: list[str], after_plus: bool) -> Iterator[Hit]
                 yield i, i, pan
         if len(group) == 4 and i + 2 < len(groups):
             yield from _card_layout(groups, i, phone)
-    yield from _one_separator(groups, [_gap_key(gap) for gap in gaps], after_plus)
+    yield from _one_separator(groups, gaps, after_plus)
 
 
-_ITEM = "'"  # the kind of a gap with a quote in it: between the items of a list's text
+_ITEM = "'"  # starts the kind of a gap with a quote in it: between a list's quoted items
 
 
 def _gap_key(gap: str) -> str:
-    """A separator as a kind: whitespace of any length counts as one; a gap with a quote in
-    it is the boundary of a quoted item (``'4111 1111', '1111 1111'``), which goes with any
-    one kind."""
+    """A separator as a kind: whitespace of any length counts as one. A gap with a quote in
+    it is the boundary of a quoted item (``'4111 1111', '1111 1111'``): a kind of its own,
+    spelled exactly, that goes with one other kind, the one inside the items."""
     if "'" in gap or '"' in gap:
-        return _ITEM
+        return _ITEM + gap
     core = "".join(gap.split())
     return core or " "
 
 
-def _one_separator(groups: list[str], keys: list[str], after_plus: bool) -> Iterator[Hit]:
+def _run_end(keys: list[str], lo: int, items: bool) -> int:
+    """The last group of the run of one kind of separator that starts at group ``lo`` — with
+    ``items``, and one kind of item boundary besides."""
+    kinds: dict[bool, str] = {}
+    hi = lo
+    while hi < len(keys):
+        key = keys[hi]
+        seen = kinds.setdefault(items and key.startswith(_ITEM), key)
+        if seen != key:
+            break
+        hi += 1
+    return hi
+
+
+def _one_separator(groups: list[str], gaps: list[str], after_plus: bool) -> Iterator[Hit]:
     """Each whole run of groups joined by one kind of separator, read as one number. (Part of
     such a run is a number only in a card's layout, ``_card_layout``: "ref 12 4111 1111 1111
     1111" holds one, "112-5678901-2345678" — an order number — does not.)"""
-    lo, n = 0, len(groups)
-    while lo < n - 1:
-        hi, kind = lo + 1, keys[lo]
-        while hi < n - 1 and (keys[hi] in (kind, _ITEM) or kind == _ITEM):
-            if kind == _ITEM:
-                kind = keys[hi]
-            hi += 1
-        # A group where the separator changes may belong to the next run instead ("... 06
-        # 2026-11-22"): the run is also read without it.
-        firsts = (lo, lo + 1) if lo > 0 and hi > lo + 1 else (lo,)
-        lasts = (hi, hi - 1) if hi < n - 1 and hi > lo + 1 else (hi,)
+    keys = [_gap_key(gap) for gap in gaps]
+    n = len(groups)
+    runs = [(lo, _run_end(keys, lo, items=True)) for lo in _run_starts(keys, True)]
+    if any(key.startswith(_ITEM) for key in keys):  # and quotes as a number's own separator
+        runs += [(lo, _run_end(keys, lo, items=False)) for lo in _run_starts(keys, False)]
+    for lo, hi in runs:
+        # A group at either end may belong to what stands beside the run instead: where the
+        # kind of separator changes ("... 06 2026-11-22"), or where its gap is spelled unlike
+        # the rest ("4816; ['357', '111', ...").
+        firsts, lasts = [lo], [hi]
+        if hi > lo + 1 and (lo > 0 or gaps[lo] != gaps[lo + 1]):
+            firsts.append(lo + 1)
+        if hi > lo + 1 and (hi < n - 1 or gaps[hi - 1] != gaps[hi - 2]):
+            lasts.append(hi - 1)
         for first in firsts:
             for last in lasts:
                 if last <= first:
@@ -236,7 +287,13 @@ def _one_separator(groups: list[str], keys: list[str], after_plus: bool) -> Iter
                 phone = after_plus and first == 0 and len(digits) <= 15
                 if MIN_PAN <= len(digits) <= MAX_PAN and not phone and is_pan(digits):
                     yield first, last, digits
-        lo = hi
+
+
+def _run_starts(keys: list[str], items: bool) -> Iterator[int]:
+    lo = 0
+    while lo < len(keys):
+        yield lo
+        lo = _run_end(keys, lo, items)
 
 
 def _card_layout(groups: list[str], i: int, phone: bool) -> Iterator[Hit]:

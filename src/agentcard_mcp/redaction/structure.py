@@ -17,10 +17,10 @@ from typing import Any
 import pydantic_core
 
 from ..card_brands import MAX_PAN, MIN_PAN, is_pan
-from .pans import MASK, UUID, glued_pan, mask_pan
+from .pans import MASK, UUID, glued_pan, mask_pan, one_kind_digits
 from .text import clean_ascii, normalize, redact_text
 
-__all__ = ["clean_json_text", "is_card_field", "redact"]
+__all__ = ["clean_json_text", "is_card_field", "redact", "redact_quoting"]
 
 _MAX_DIGITS = 2 * MAX_PAN + 2  # a longer number is masked whole, as in text
 
@@ -173,6 +173,34 @@ def _redact_dict(mapping: dict[Any, Any], depth: int) -> Any:
     return mapping if out is None else out
 
 
+def redact_quoting(text: str, data: Any, masked: Any) -> str:
+    """``text`` that quotes the values of ``data`` (a summary of a call's arguments), masked:
+    as text, and where it quotes a string that ``redact`` changed in ``masked``, with its
+    masked form — which catches a card split over two arguments, whose text alone does not
+    show it."""
+    text = redact_text(text)
+    if masked is not data:
+        # After the text's own masking, which replacing first could hide a number from; a
+        # replacement only ever takes digits away. Pieces of 1 to 3 digits give nothing away.
+        changed = [pair for pair in _changed(data, masked) if sum(map(str.isdigit, pair[0])) > 3]
+        for before, after in sorted(changed, key=lambda pair: -len(pair[0])):
+            text = text.replace(before, after)
+    return text
+
+
+def _changed(before: Any, after: Any) -> Iterable[tuple[str, str]]:
+    if before is after:
+        return
+    if isinstance(before, str) and isinstance(after, str) and len(before) > 1:
+        yield before, after
+    elif isinstance(before, dict) and isinstance(after, dict):
+        for (_, old), new in zip(before.items(), after.values(), strict=False):
+            yield from _changed(old, new)
+    elif isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        for old, new in zip(before, after, strict=False):
+            yield from _changed(old, new)
+
+
 # -- the quick check of JSON text ------------------------------------------------------------
 
 
@@ -243,7 +271,7 @@ def _digits_forward(text: str, i: int) -> tuple[int, int]:
 _EDGE = 4 * MAX_PAN  # characters looked at on each edge of a string: a PAN piece is near one
 _GROUP = re.compile(r"[0-9]+")
 _EDGE_RUN = re.compile(r"[\W_0-9]*")  # digits and separators, from where it is applied
-_TOO_WIDE = re.compile(r"[^0-9]{6,}")
+_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _LETTER = re.compile(r"[^\W\d_]")
 _SEPARATORS = string.punctuation + string.whitespace + "\u00a0\u00b7\u2022"
 _DATE = _DATE_OR_TIME
@@ -257,8 +285,11 @@ def _split_pans(entries: Iterable[tuple[Hashable, Any]]) -> dict[Any, Any]:
     hold a PAN which none holds alone.
 
     Neighbours chain through their edges: the digits at the end of one, those wholly made of
-    digits, and the digits at the start of the next; the PAN is made of whole pieces. Only
-    strings chain — the numbers next to each other in a result are amounts and counts."""
+    digits, and the digits at the start of the next; the PAN is made of whole pieces. A piece
+    is written as card digits are, with one kind of separator and whole groups inside
+    (``4111 1111``, ``11 1111 11``, ``1111``), and is no phone number (``+``), IP address,
+    version, date or time. Only strings chain — the numbers
+    next to each other in a result are amounts and counts."""
     values = dict(entries)
     chain: list[Piece] = []
     out: dict[Any, Any] = {}
@@ -268,24 +299,25 @@ def _split_pans(entries: Iterable[tuple[Hashable, Any]]) -> dict[Any, Any]:
             _check_chain(chain, values, out)
             chain = []
             continue
-        if len(text) <= _EDGE and not _LETTER.search(text):
-            digits = "".join(_GROUP.findall(text))
-            if _joinable(text.strip()) and digits:
-                chain.append((key, "whole", digits, text))
-                continue
+        whole = _piece(text.strip()) if len(text) <= _EDGE else None
+        if whole is not None:
+            chain.append((key, "whole", whole, text))
+            continue
         lead = _edge(text[:_EDGE])
-        if lead:
-            chain.append((key, "lead", "".join(_GROUP.findall(lead)), lead))
+        digits = _piece(lead) if lead else None
+        if digits is not None:
+            chain.append((key, "lead", digits, lead))
         _check_chain(chain, values, out)
         trail = _edge(text[-_EDGE:][::-1])[::-1]
-        chain = [(key, "trail", "".join(_GROUP.findall(trail)), trail)] if trail else []
+        digits = _piece(trail) if trail else None
+        chain = [(key, "trail", digits, trail)] if digits is not None else []
     _check_chain(chain, values, out)
     return out
 
 
 def _digit_edged(value: Any) -> str | None:
     """The string (normalized) if it starts or ends with a digit, so could hold part of a PAN;
-    dates and times, which fill results and are never PAN pieces, do not count."""
+    dates, times and UUIDs, which fill results and are never PAN pieces, do not count."""
     if not isinstance(value, str) or not value:
         return None
     text = value if value.isascii() else normalize(value)
@@ -297,22 +329,38 @@ def _digit_edged(value: Any) -> str | None:
     return text
 
 
-def _joinable(text: str) -> bool:
-    return all(gap.group().isspace() and len(gap.group()) <= 16 for gap in _TOO_WIDE.finditer(text))
+def _piece(text: str) -> str | None:
+    """The digits of ``text`` if all of it can be a piece of a card number."""
+    if not text or not text[0].isdigit() or not text[-1].isdigit() or _IPV4.fullmatch(text):
+        return None
+    if _LETTER.search(text):
+        return None
+    groups = _GROUP.findall(text)
+    if len(groups) > 1 and not _card_groups(groups):
+        return None
+    return one_kind_digits(text)
+
+
+def _card_groups(groups: list[str]) -> bool:
+    """Whether digit groups can be a stretch of a card number as it is printed: whole groups
+    of 4 (or 6, in 4-6-5) inside, cut ones at the ends, none longer than 6 — not a version
+    (``6.4.20``), an amount (``1,500,000``) or a decimal (``1525579420.734086``)."""
+    sizes = [len(group) for group in groups]
+    return (
+        all(size in (4, 6) for size in sizes[1:-1])
+        and max(sizes) <= 6
+        and any(size in (4, 6) for size in sizes)
+    )
 
 
 def _edge(text: str) -> str:
-    """The digits and separators ``text`` starts with, up to its first gap too wide for one
-    number, from its first digit to its last."""
+    """The digits and separators ``text`` starts with, from its first digit to its last; empty
+    unless a digit comes first (after blanks): "+1 415", "$1,500" lead no piece."""
     run = _EDGE_RUN.match(text)
-    edge = run.group() if run else ""
-    wide = _TOO_WIDE.search(edge)
-    if wide is not None and not (wide.group().isspace() and len(wide.group()) <= 16):
-        edge = edge[: wide.start()]
-    first = _GROUP.search(edge)
-    if first is None:
+    edge = run.group().strip() if run else ""
+    if not edge[:1].isdigit():
         return ""
-    return edge[first.start() :].rstrip(_SEPARATORS)
+    return edge.rstrip(_SEPARATORS)
 
 
 def _check_chain(chain: list[Piece], values: dict[Any, Any], out: dict[Any, Any]) -> None:
