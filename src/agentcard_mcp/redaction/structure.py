@@ -216,11 +216,12 @@ def clean_json_text(text: str) -> bool:
     return clean_ascii(text) and not _split_hint(text)
 
 
-# In the text with its digits as "0": a string value ending in a digit (and up to five
-# separators), then a key, then a string value starting with one. The literal '",' is what the
-# regex engine looks for first, in C.
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_SPLIT_SHAPE = re.compile(rb'0[^"A-Za-z0-9]{0,5}",\s{0,8}"[^"]{0,64}"\s{0,8}:\s{0,8}"')
+# In the text with its digits and most separators as "0": a string value ending in one, then a
+# key, then a string value starting with one. The literal '0",' is what the regex engine looks
+# for first, in C.
+_EDGE_MARKS = b"0123456789!#$%&'()*+-./;<=>?@^_`|~"  # digits and the separators JSON leaves be
+_DIGITS_AS_ZERO = bytes.maketrans(_EDGE_MARKS, b"0" * len(_EDGE_MARKS))
+_SPLIT_SHAPE = re.compile(rb'0",\s*"[^"]{0,64}"\s*:\s*"[ \t]{0,4}0')
 _DATE_OR_TIME = re.compile(
     r"(?<![0-9])(?:[0-9]{4}-[01][0-9]-[0-3][0-9]|[0-2]?[0-9]:[0-5][0-9])(?![0-9])"
 )
@@ -233,16 +234,18 @@ def _split_hint(text: str) -> bool:
     digits_as_zero = text.encode("ascii").translate(_DIGITS_AS_ZERO)
     for match in _SPLIT_SHAPE.finditer(digits_as_zero):
         before = _digits_back(text, match.start())
-        start = match.end()
+        start = match.end() - 1
         while start < len(text) and _separator(text[start]):
             start += 1
-        if not text[start : start + 1].isdigit() or _DATE_OR_TIME.match(text[start : start + 12]):
+        if not before or not text[start : start + 1].isdigit():
+            continue
+        if _DATE_OR_TIME.match(text[start : start + 12]):
             continue
         after, end = _digits_forward(text, start)
         if before + after >= MIN_PAN:
             return True
-        if text[start - 1] == '"' and text[end : end + 1] == '"':
-            return True  # a value of digits only, after one that ends in digits: pieces
+        if text[start - 1] == '"' and _SPLIT_SHAPE.match(digits_as_zero, end - 1):
+            return True  # all digits, and a digit-led string next: a chain of pieces
     return False
 
 

@@ -110,8 +110,9 @@ def clean_ascii(text: str) -> bool:
 # few places: the regex's branches start with letters that JSON keys seldom hold (the engine
 # skips to them in C), and the hints with no rare letter are found with str.find. What must
 # come before the part found, and that the hint starts a word, is checked on the few matches.
-_HINTS = re.compile(r"v(?:alid|erif|e_)|b(?:er|earer)|urit|xp(?!ires_at)|k_|w(?:_|hsec_)|thru")
-_LITERAL_HINTS = ("cv", "csc", "cid", "c_t", "pan", "p_")
+_HINTS = re.compile(r"v(?:alid|erif|e_)|b(?:er|earer)|urit|xp(?!ires_at)|k_|w(?:_|hsec_)")
+_CID = re.compile(r"cid(?![a-z])")  # alone: led by a literal, so found in C past "decided"
+_LITERAL_HINTS = ("cv", "csc", "c_t", "pan", "p_", "thru")
 _HINT_HEADS = {  # part found -> the letters before it that make the hint
     "ve_": ("ac_li",),  # ac_live_
     "ber": ("num", "cardnum"),  # number, cardnumber
@@ -134,7 +135,9 @@ def has_hint(text: str) -> bool:
                 return True
             at = lowered.find(literal, at + 1)
     return any(
-        _hint_at(text, lowered, match.group(), match.start()) for match in _HINTS.finditer(lowered)
+        _hint_at(text, lowered, match.group(), match.start())
+        for pattern in (_HINTS, _CID)
+        for match in pattern.finditer(lowered)
     )
 
 
