@@ -97,13 +97,15 @@ def _joinable(gap: str) -> bool:
 
 
 class Budget:
-    """The Python-level work allowed on one text: digit groups examined (chains count one
-    each), at most ``4096 + len(text) // 16``; past it the rest is masked whole, in C."""
+    """The Python-level work allowed on one text: digit groups examined (chains and cuts count
+    one each), ``BASE + len(text) // PER``; past it the rest is masked whole, in C. Real text
+    stays far below it: in clean text, a chain is a timestamp or a long number now and then."""
 
+    BASE, PER = 1024, 256
     __slots__ = ("left", "spent")
 
     def __init__(self, text_length: int) -> None:
-        self.left = 4096 + text_length // 16
+        self.left = self.BASE + text_length // self.PER
         self.spent = 0
 
     def spend(self, groups: int) -> None:
