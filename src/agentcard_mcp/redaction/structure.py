@@ -217,11 +217,12 @@ def clean_json_text(text: str) -> bool:
 
 
 # In the text with its digits and most separators as "0": a string value ending in one, then a
-# key, then a string value starting with one. The literal '0",' is what the regex engine looks
-# for first, in C.
+# key, then a string value starting with one — but not an ISO timestamp ("2026-05-14T10:..."
+# is "0000000000T0", passed over in C). The literal '0",' is what the regex engine looks for
+# first, in C.
 _EDGE_MARKS = b"0123456789!#$%&'()*+-./;<=>?@^_`|~"  # digits and the separators JSON leaves be
 _DIGITS_AS_ZERO = bytes.maketrans(_EDGE_MARKS, b"0" * len(_EDGE_MARKS))
-_SPLIT_SHAPE = re.compile(rb'0",\s*"[^"]{0,64}"\s*:\s*"[ \t]{0,4}0')
+_SPLIT_SHAPE = re.compile(rb'0",\s*"[^"]{0,64}"\s*:\s*"[ \t]{0,4}0(?!0{9}[T ]0)')
 _DATE_OR_TIME = re.compile(
     r"(?<![0-9])(?:[0-9]{4}-[01][0-9]-[0-3][0-9]|[0-2]?[0-9]:[0-5][0-9])(?![0-9])"
 )
@@ -233,13 +234,13 @@ def _split_hint(text: str) -> bool:
     digits with another digit-led string after it. Dates and times lead no PAN piece."""
     digits_as_zero = text.encode("ascii").translate(_DIGITS_AS_ZERO)
     for match in _SPLIT_SHAPE.finditer(digits_as_zero):
-        before = _digits_back(text, match.start())
         start = match.end() - 1
         while start < len(text) and _separator(text[start]):
             start += 1
-        if not before or not text[start : start + 1].isdigit():
-            continue
-        if _DATE_OR_TIME.match(text[start : start + 12]):
+        if not text[start : start + 1].isdigit() or _DATE_OR_TIME.match(text[start : start + 12]):
+            continue  # the cheap rejections first: most neighbours are a date after an id
+        before = _digits_back(text, match.start())
+        if not before:
             continue
         after, end = _digits_forward(text, start)
         if before + after >= MIN_PAN:
