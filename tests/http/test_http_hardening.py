@@ -199,7 +199,9 @@ async def test_no_spelling_of_an_sse_session_id_lets_another_key_in(
                         "SESSION_KEY_MISMATCH")  # fmt: skip
                 # ... and the key's own session when that comes last.
                 mine = session.url() + "&session_id=" + own.id.upper()
-                assert (await http.post(mine, json=INITIALIZE, headers=bearer(other))).status_code == 202
+                assert (
+                    await http.post(mine, json=INITIALIZE, headers=bearer(other))
+                ).status_code == 202
             refusal(await http.post(session.url("zz"), json=PING, headers=bearer(owner)), 400,
                     "INVALID_SESSION_ID")  # fmt: skip
 
