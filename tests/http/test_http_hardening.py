@@ -244,10 +244,13 @@ async def test_another_key_cannot_answer_a_session_s_approval_form(
 # -- scopes ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize(
+    ("transport", "mode"), [("streamable", "auto"), ("streamable", "legacy"), ("sse", "auto")]
+)
 async def test_a_read_key_is_offered_only_the_read_tools_and_reads_why_a_write_is_refused(
-    streamable: Served, mode: str
+    request: pytest.FixtureRequest, transport: str, mode: str
 ) -> None:
+    streamable: Served = request.getfixturevalue(transport)
     reader = await streamable.key("reader", scope="cards:read")
     before = cards_in(streamable)
     with anyio.fail_after(30):
@@ -367,6 +370,8 @@ async def test_malformed_bodies_are_refused_in_one_log_line_and_spend_rate_token
     session = await open_streamable(streamable, http, key)  # token 1
     deep = b"[" * 100_000 + b"]" * 100_000
     just_too_deep = json.dumps({**PING, "params": {"x": json.loads("[" * 63 + "]" * 63)}})
+    headers = into(session, key) | {"content-type": "application/json"}
+    no_uuid = headers | {"mcp-session-id": session + "0"}
     bodies = [
         (deep, 400, "JSON_TOO_DEEP"),
         (just_too_deep.encode(), 400, "JSON_TOO_DEEP"),
@@ -375,12 +380,15 @@ async def test_malformed_bodies_are_refused_in_one_log_line_and_spend_rate_token
         (b"", 400, "INVALID_JSON"),
         (b" " * (MAX_BODY + 1), 413, "BODY_TOO_LARGE"),
     ]
-    headers = into(session, key) | {"content-type": "application/json"}
     refused = 0
     while refused < 29:  # tokens 2 to 30
         content, status, code = bodies[refused % len(bodies)]
         refusal(await http.post(streamable.url, content=content, headers=headers), status, code)
         refused += 1
+        if refused % len(bodies) == 0:  # a session id that is no UUID is malformed too
+            refusal(await http.post(streamable.url, json=PING, headers=no_uuid), 400,
+                    "INVALID_SESSION_ID")  # fmt: skip
+            refused += 1
     # Each refusal took its token: the key's 31st request of the minute is one too many.
     refusal(await http.post(streamable.url, json=PING, headers=headers), 429, "RATE_LIMITED")
 

@@ -80,12 +80,8 @@ class KeyAuth:
         storage = _storage(scope)
         try:
             key = await self._authenticate(storage.keys, scope)
-            session_id = named_session(scope, self.reach)
-            await check_session(storage.sessions, session_id, key.id)
-            body, malformed = (
-                await read_body(scope, receive) if scope["method"] == "POST" else (b"", None)
-            )
-            await self._check_rate(storage.rates, key)
+            session_id, body, malformed = await self._read_request(storage, scope, receive, key)
+            await self._check_rate(storage.rates, key)  # malformed input spends a token too
             if malformed is not None:
                 log.warning(
                     "refused a request from key %s to %s: %s",
@@ -132,6 +128,21 @@ class KeyAuth:
         if key is None:
             raise Refused(401, "INVALID_KEY", "Invalid API key")
         return key
+
+    async def _read_request(
+        self, storage: Storage, scope: Scope, receive: Receive, key: ApiKey
+    ) -> tuple[str | None, bytes, Refused | None]:
+        """The session the request names (refused if it is another key's), its body, and why
+        the request is malformed (None: it is not): a session id that is no UUID, or a body
+        ``read_body`` refuses."""
+        try:
+            session_id = named_session(scope, self.reach)
+        except Refused as no_uuid:
+            return None, b"", no_uuid
+        await check_session(storage.sessions, session_id, key.id)
+        if scope["method"] != "POST":
+            return session_id, b"", None
+        return (session_id, *await read_body(scope, receive))
 
     async def _check_rate(self, rates: RateLimits, key: ApiKey) -> None:
         wait = await rates.take(key.id, key.rate)
