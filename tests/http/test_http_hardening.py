@@ -21,9 +21,12 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from starlette.responses import PlainTextResponse
 
 from agentcard_mcp import scopes
+from agentcard_mcp.errors import InvalidParams
 from agentcard_mcp.http.body import MAX_BODY
+from agentcard_mcp.http.hosts import HostGuard, parse_allowed
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
 from tests.http.conftest import ACCEPT, Served, serving
@@ -397,3 +400,45 @@ async def test_malformed_bodies_are_refused_in_one_log_line_and_spend_rate_token
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert "Traceback" not in capfd.readouterr().err
+
+
+async def test_the_operator_s_hosts_and_origins_match_by_scheme_name_and_port() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("in")(scope, receive, send)
+
+    allowed = parse_allowed(
+        ["cards.example:8443", "api.example", "any.example:*"],
+        ["https://app.example", "http://dev.example:*"],
+    )
+    guard = HostGuard(app, allowed)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guard)) as client:
+
+        async def status(host: str, origin: str | None = None) -> int:
+            headers = {"Host": host} | ({} if origin is None else {"Origin": origin})
+            return (await client.get("http://ignored/", headers=headers)).status_code
+
+        for host, expected in [
+            ("cards.example:8443", 200), ("cards.example:8444", 421), ("cards.example", 421),
+            ("api.example", 200), ("api.example:80", 421), ("any.example:1", 200),
+            ("any.example", 200), ("sub.any.example:1", 421), ("any.example:*", 421),
+        ]:  # fmt: skip
+            assert await status(host) == expected, host
+        for origin, expected in [
+            ("https://app.example", 200), ("https://app.example:443", 200),
+            ("http://app.example", 403), ("https://app.example:8443", 403),
+            ("http://dev.example:3000", 200), ("https://dev.example:3000", 403),
+            ("http://dev.example:*", 403),
+        ]:  # fmt: skip
+            assert await status("api.example", origin) == expected, origin
+
+
+@pytest.mark.parametrize(
+    ("hosts", "origins"),
+    [(["http://cards.example"], []), (["cards.example:99999"], []), ([], ["app.example"]),
+     ([], ["https://app.example/path"]), (["user@cards.example"], [])],
+)  # fmt: skip
+def test_an_allowed_host_or_origin_that_is_no_pattern_is_refused_at_start(
+    hosts: list[str], origins: list[str]
+) -> None:
+    with pytest.raises(InvalidParams, match="--allowed-"):
+        parse_allowed(hosts, origins)
