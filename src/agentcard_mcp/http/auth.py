@@ -102,7 +102,7 @@ class KeyAuth:
                 storage.keys,
                 scope,
                 replay(body, receive) if body else receive,
-                binding_send(storage.sessions, send, key.id, session_id),
+                binding_send(storage.sessions, send, key.id, session_id, self.reach),
             )
         finally:
             scopes.granted.reset(tokens[2])

@@ -69,25 +69,33 @@ async def check_session(sessions: SessionBindings, session_id: str | None, key_i
         raise Refused(403, "SESSION_KEY_MISMATCH", "This session belongs to another key")
 
 
-def binding_send(sessions: SessionBindings, send: Send, key_id: str, named: str | None) -> Send:
+def binding_send(
+    sessions: SessionBindings, send: Send, key_id: str, named: str | None, reach: Reach
+) -> Send:
     """``send`` that binds a session the response opens to the key that opened it, before the
     client can learn its id: streamable HTTP's ``Mcp-Session-Id`` header, or the ``session_id``
-    in SSE's first (endpoint) event. The session the request ``named`` (already this key's) is
-    not bound again: one write per session, not one per request."""
+    in the endpoint event that opens an SSE stream (only there: later events carry tool
+    results, whose text is not ours to trust). The session the request ``named`` (already this
+    key's) is not bound again: one write per session, not one per request."""
+    if not reach.session or (reach.transport == "sse" and named is not None):
+        return send
     bound = False
 
     async def bind_then_send(message: Message) -> None:
         nonlocal bound
-        if not bound and message["type"] == "http.response.start":
+        if bound:
+            pass
+        elif reach.transport != "sse" and message["type"] == "http.response.start":
             sid = Headers(raw=message.get("headers", [])).get("mcp-session-id")
             if sid is not None:
                 await _bind(sessions, sid, key_id, named)
-                bound = True
-        elif not bound and message["type"] == "http.response.body":
-            found = _SSE_ENDPOINT.search(message.get("body", b""))
+            bound = True  # the header comes with the response's start, or not at all
+        elif reach.transport == "sse" and message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            found = _SSE_ENDPOINT.search(chunk)
             if found is not None:
                 await _bind(sessions, found[1].decode(), key_id, named)
-                bound = True
+            bound = bool(chunk)  # the endpoint event is the stream's first
         await send(message)
 
     return bind_then_send
