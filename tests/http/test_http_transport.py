@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams
-from agentcard_mcp.http_app import HttpOptions, check_bind
+from agentcard_mcp.http.app import HttpOptions, check_bind
 from agentcard_mcp.keys import ApiKey, hash_key
 from agentcard_mcp.settings import Settings
 from agentcard_mcp.storage import open_storage

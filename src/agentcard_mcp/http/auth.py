@@ -30,6 +30,8 @@ one key store, one bucket per key, one session's binding seen by all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypedDict
 from urllib.parse import parse_qsl
@@ -92,18 +94,25 @@ class KeyAuth:
             await refuse(send, refused)
             return
         await storage.keys.touch(key.id)
-        tokens = (
-            caller.set(key.id),
-            reach.set(replace(self.reach, key_allows_in_band=key.allow_in_band_approval)),
-            scopes.granted.set(key.scope),
-        )
-        try:
+        with self._calling_as(key):
             await self._serve(
                 storage.keys,
                 scope,
                 replay(body, receive) if body else receive,
                 binding_send(storage.sessions, send, key.id, session_id, self.reach),
             )
+
+    @contextmanager
+    def _calling_as(self, key: ApiKey) -> Iterator[None]:
+        """What the server's tools learn of the caller: its id (the audit's ``caller``), how
+        it may be asked for approval (``consent.reach``) and its scope (``scopes.granted``)."""
+        tokens = (
+            caller.set(key.id),
+            reach.set(replace(self.reach, key_allows_in_band=key.allow_in_band_approval)),
+            scopes.granted.set(key.scope),
+        )
+        try:
+            yield
         finally:
             scopes.granted.reset(tokens[2])
             reach.reset(tokens[1])
