@@ -303,7 +303,7 @@ def port_of(served: Served) -> int:
 
 
 async def test_a_foreign_host_is_421_on_every_path_and_never_redirected(
-    streamable: Served, http: httpx.AsyncClient
+    streamable: Served, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = await streamable.key()
     port = port_of(streamable)
@@ -320,12 +320,15 @@ async def test_a_foreign_host_is_421_on_every_path_and_never_redirected(
         f"localhost:{port}/x",
         f"[::1]:{port}x",
     ]
-    for path in ("/mcp/", "/mcp", "/healthz", "/nowhere", "/sse"):
+    for path in ("/mcp/", "/mcp", "/healthz", "/nowhere", "/sse", "/x%0Aforged%20line"):
         for host in foreign:
             response = await http.post(streamable.base + path, json=INITIALIZE,
                                        headers=bearer(key, Host=host))  # fmt: skip
             refusal(response, 421, "INVALID_HOST")
             assert "location" not in response.headers
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentcard_mcp.http"]
+    assert len(logged) == 6 * len(foreign)
+    assert not [line for line in logged if "\n" in line]  # one line each, whatever the path
     # Loopback names at the port served are this server.
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
         response = await http.get(streamable.base + "/healthz", headers={"Host": host})

@@ -86,7 +86,7 @@ class KeyAuth:
             await self._check_rate(storage.rates, key)  # malformed input spends a token too
             if malformed is not None:
                 log.warning(
-                    "refused a request from key %s to %s: %s",
+                    "refused a request from key %s to %r: %s",  # %r: one line whatever the path
                     key.id, scope["path"][:200], malformed.error,
                 )  # fmt: skip
                 raise malformed

@@ -128,7 +128,7 @@ class HostGuard:
         try:
             self._check(scope)
         except Refused as refused:
-            log.warning("refused %s %s: %s", scope["method"], scope["path"][:200], refused.code)
+            log.warning("refused %s %r: %s", scope["method"], scope["path"][:200], refused.code)
             await refuse(send, refused)
             return
         await self.app(scope, receive, send)
