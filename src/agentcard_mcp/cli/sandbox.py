@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from ..home import check_home
 from ..settings import load_settings
 from .common import fail
 
@@ -21,7 +22,11 @@ def demo() -> int:
 
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        anyio.run(run_demo, sys.stdout, load_settings())
+        settings = load_settings()
+        # The demo runs the sandbox in a scratch home, but an unsafe home of the operator's is
+        # refused here as by every other command, so it is heard of at once.
+        check_home(settings.home)
+        anyio.run(run_demo, sys.stdout, settings)
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
         return 2
