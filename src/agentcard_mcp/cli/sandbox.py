@@ -17,7 +17,6 @@ __all__ = ["demo", "sandbox"]
 
 
 def demo() -> int:
-    from ..demo import run_demo
     from ..errors import AgentCardError
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -26,6 +25,8 @@ def demo() -> int:
         # The demo runs the sandbox in a scratch home, but an unsafe home of the operator's is
         # refused here as by every other command, so it is heard of at once.
         check_home(settings.home)
+        from ..demo import run_demo
+
         anyio.run(run_demo, sys.stdout, settings)
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
