@@ -374,3 +374,12 @@ def test_input_built_to_be_slow_is_masked_wholesale_and_nothing_survives() -> No
         masked = redact_text(hostile)
         assert VISA not in digits_of(masked)
         assert len(masked) <= len(hostile)
+
+
+def test_clean_data_with_keys_seen_before_as_other_objects_comes_back_as_the_same_object() -> None:
+    """Keys parsed from JSON are new string objects each time; a clean dict is still returned
+    as itself, whatever equal keys were masked (or not) before."""
+    first = json.loads('{"merchant_name_x": "a", "cvc": "123"}')
+    redact(first)
+    again = json.loads('{"merchant_name_x": "b", "n": "2026-11-22T10:00:00.123456Z"}')
+    assert redact(again) is again

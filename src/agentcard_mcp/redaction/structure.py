@@ -99,8 +99,14 @@ def _walk(value: Any, depth: int = 0, chain: bool = True) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _redact_key(key: str) -> str:
+def _masked_key(key: str) -> str:
     return redact_text(key)  # the same few keys come back in every result
+
+
+def _redact_key(key: str) -> str:
+    # The cache answers with the first equal key it saw, maybe another object: keep ours.
+    masked = _masked_key(key)
+    return key if masked == key else masked
 
 
 def _redact_number(value: int | float) -> Any:
