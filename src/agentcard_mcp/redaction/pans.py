@@ -130,12 +130,14 @@ def mask_chains(text: str, budget: Budget | None = None) -> str:
             pieces.append(_CHAIN.sub(MASK, text[end:]))
             return "".join(pieces)
         budget.spend(1)
-        start = match.start()
+        start, chain = match.start(), match.group()
         after_plus = start > 0 and text[start - 1] == "+"
-        if _CODE_LIST.search(text, max(0, start - 64), start):
-            masked = _mask_items(match.group(), budget)
+        if chain.isdigit():  # one unbroken run: the common case, and the cheap one
+            masked = _mask_run(chain, after_plus)
+        elif _CODE_LIST.search(text, max(0, start - 64), start):
+            masked = _mask_items(chain, budget)
         else:
-            masked = _mask_chain(match.group(), after_plus, budget)
+            masked = _mask_chain(chain, after_plus, budget)
         if masked is not None:
             pieces += (text[end:start], masked)
             end = match.end()
@@ -143,6 +145,15 @@ def mask_chains(text: str, budget: Budget | None = None) -> str:
         return text
     pieces.append(text[end:])
     return "".join(pieces)
+
+
+def _mask_run(run: str, after_plus: bool) -> str | None:
+    if len(run) > _MAX_RUN:
+        return MASK
+    pan = glued_pan(run)
+    if pan is None or (after_plus and len(run) <= 15):
+        return None
+    return mask_pan(pan)
 
 
 def _mask_items(chain: str, budget: Budget) -> str | None:
