@@ -38,7 +38,8 @@ __all__ = [
 
 SEPARATORS = [" ", "-", ".", "_", "\n", "/", ",", ":", "|", "+", "\u00b7", "\u2022", "    ",
               "\t", "\u00a0", " - ", ", ", " / ", "--", "\u2013", "\u3000", " | ", "\r\n",
-              " \u2022 ", "'", '", "', "\\", ";", "*", "~", "=", "#"]  # fmt: skip
+              " \u2022 ", "'", '", "', "\\", ";", "*", "~", "=", "#", "......", " - - - ",
+              "\n\n\n\n\n\n\n"]  # fmt: skip
 TEXT_SHAPES = ["plain", "fours", "layout", "groups", "mixed", "fullwidth", "zero-width",
                "padded", "glued-cvc", "glued-expiry", "glued-both", "layout-glued"]  # fmt: skip
 SPLIT_SHAPES = ["list", "fields"]

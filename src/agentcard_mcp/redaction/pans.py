@@ -6,8 +6,9 @@ Text here is already normalized (``text.normalize``): ASCII digits, invisible ch
   ``/ , : | + · • ' "``), starting and ending with a digit: the most a number written with
   separators can span. Chains are found by one character-class repetition (``_CHAIN``).
 - A chain is cut into **pieces** where a gap is too wide to sit inside one number: more than
-  ``_MAX_GAP`` characters, or more than ``_MAX_BLANK`` of whitespace alone ("four or more
-  spaces" and "several separators" fit; a paragraph break between numbers does not).
+  ``_MAX_GAP`` characters, or more than ``_MAX_BLANK`` of whitespace and one repeated mark
+  ("four or more spaces" and "several separators" fit; a paragraph break between numbers, or
+  the indentation between the items of a JSON list, does not).
 - In a piece, a card number is made of **whole digit groups**: one group alone (a PAN, or a PAN
   glued to the digits after it — its CVC or expiry — or a zero-padded PAN); or a whole run of
   groups that share one separator, in any grouping (whitespace counts as one kind, so
@@ -93,7 +94,12 @@ def one_kind_digits(run: str) -> str | None:
 
 
 def _joinable(gap: str) -> bool:
-    return len(gap) <= _MAX_GAP or (len(gap) <= _MAX_BLANK and gap.isspace())
+    """Whether a gap can stand between two groups of one number: up to ``_MAX_GAP``
+    characters of anything; or up to ``_MAX_BLANK`` of whitespace and one repeated mark
+    ("4111 ...... 1111", "4111 - - - 1111")."""
+    if len(gap) <= _MAX_GAP:
+        return True
+    return len(gap) <= _MAX_BLANK and len(set(gap.replace("\t", " ").replace("\n", " "))) <= 2
 
 
 class Budget:
@@ -283,6 +289,8 @@ def _one_separator(groups: list[str], gaps: list[str], after_plus: bool) -> Iter
     runs = [(lo, _run_end(keys, lo, items=True)) for lo in _run_starts(keys, True)]
     if any(key.startswith(_ITEM) for key in keys):  # and quotes as a number's own separator
         runs += [(lo, _run_end(keys, lo, items=False)) for lo in _run_starts(keys, False)]
+    if len(set(gaps)) > len(set(keys)):  # and one separator spelled alike: "5621; 6363;6819"
+        runs += [(lo, _run_end(gaps, lo, items=False)) for lo in _run_starts(gaps, False)]
     for lo, hi in runs:
         # A group at either end may belong to what stands beside the run instead: where the
         # kind of separator changes ("... 06 2026-11-22"), or where its gap is spelled unlike
