@@ -37,9 +37,9 @@ def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -
 
 def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     return [
-        ("card", f"{card['id']} (•••• {card['last4']})"),
+        ("card", f"{card['id']} (•••• {card.get('last4', '----')})"),
         ("status", card["status"]),
-        ("purpose", card["purpose"] or "-"),
+        ("purpose", card.get("purpose") or "-"),
         ("daily limit", _dollars(card["daily_limit_cents"])),
         ("per purchase", _dollars(card["per_auth_max_cents"])),
         ("categories", ", ".join(card["mcc_allowlist"]) or "any"),
