@@ -651,13 +651,20 @@ class RedactingFilter(logging.Filter):
 
 
 def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Masks ``record`` in place. Its ``msg`` and ``args`` keep their shape wherever that is
+    safe: some formatters read the arguments themselves (uvicorn's access log unpacks its five),
+    so a clean record is left as it is and a masked one keeps masked arguments when the message
+    they render is clean; only then does the masked message replace both (``args`` empty)."""
     if getattr(record, "_agentcard_redacted", False):
         return record
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: keep the parts, masked
-        message = f"{record.msg!s} {record.args!r}"
-    record.msg, record.args = redact_text(message), None
+        record.msg, record.args = redact_text(f"{record.msg!s} {record.args!r}"), ()
+    else:
+        clean = redact_text(message)
+        if clean is not message:
+            record.msg, record.args = _masked_parts(record, clean)
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
@@ -667,6 +674,21 @@ def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
         record.stack_info = redact_text(record.stack_info)
     record._agentcard_redacted = True
     return record
+
+
+def _masked_parts(record: logging.LogRecord, clean: str) -> tuple[str, tuple[Any, ...]]:
+    """The record's format and its arguments each masked, if together they render clean;
+    else the masked message alone."""
+    if isinstance(record.args, tuple):
+        fmt = redact_text(str(record.msg))
+        args = tuple(redact_text(a) if isinstance(a, str) else a for a in record.args)
+        try:
+            shown = fmt % args
+        except Exception:  # a masked argument no longer fits its placeholder (%d)
+            return clean, ()
+        if redact_text(shown) is shown:
+            return fmt, args
+    return clean, ()
 
 
 _FILTER = RedactingFilter()
