@@ -4,13 +4,19 @@ command's categories. Run for real, as the console script in subprocesses."""
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_cli import serving
+from tests.test_cli import SCRIPT, _env, err, out, run_cli, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -34,3 +40,112 @@ async def test_sandbox_serve_logs_one_masked_access_line_per_request_and_no_trac
     assert "Logging error" not in stderr
     assert TEST_PAN not in stderr + "".join(served.stdout)
     assert not ACCESS_LINE.search("".join(served.stdout))  # logs go to stderr, beside the rest
+
+
+# --- demo: one line saying what to fix, exit 1 ------------------------------------------------
+
+
+def remote_issuer(
+    base_url: str, key: str = "ac_test_" + "n0t4r3alk3yf0rth1ss4ndb0x"
+) -> dict[str, str]:
+    return {"AGENTCARD_ISSUER": "agentcard", "AGENTCARD_API_KEY": key,
+            "AGENTCARD_BASE_URL": base_url}  # fmt: skip
+
+
+def one_line_failure(result: subprocess.CompletedProcess[bytes]) -> str:
+    assert result.returncode == 1, err(result)
+    assert out(result) == ""
+    lines = err(result).splitlines()
+    assert len(lines) == 1, err(result)
+    assert lines[0].startswith("agentcard-mcp demo: ")
+    return lines[0]
+
+
+async def test_demo_with_a_key_the_issuer_refuses_says_so_in_one_line(tmp_path: Path) -> None:
+    with serving(tmp_path / "sandbox-home", tmp_path) as sandbox:
+        result = await run_cli(
+            "demo", home=tmp_path / "home", cwd=tmp_path, script=True,
+            env=remote_issuer(sandbox.base_url),
+        )  # fmt: skip
+    line = one_line_failure(result)
+    assert "issuer_auth_failed" in line
+    assert "check AGENTCARD_API_KEY" in line
+    assert "n0t4r3alk3y" not in line
+
+
+async def test_demo_against_a_closed_port_names_the_url_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = await run_cli(
+        "demo", home=tmp_path / "home", cwd=tmp_path, script=True, env=remote_issuer(closed)
+    )
+    line = one_line_failure(result)
+    assert f"issuer_unavailable: could not reach agentcard at {closed}" in line
+    assert "AGENTCARD_BASE_URL" in line
+
+
+# --- any other failure: one line, a traceback only when asked for ------------------------------
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_an_unexpected_failure_is_one_line_unless_debugging(
+    tmp_path: Path, level: str
+) -> None:
+    not_a_file = tmp_path / "a-directory"
+    not_a_file.mkdir()
+    result = await run_cli(
+        "sandbox", "swipe", "card_1", "500", "--merchant", "Delta", "--mcc", "travel",
+        "--db", str(not_a_file), home=tmp_path / "home", cwd=tmp_path, script=True,
+        env={"AGENTCARD_LOG_LEVEL": level},
+    )  # fmt: skip
+    assert result.returncode == 1
+    if level == "DEBUG":
+        assert "Traceback (most recent call last)" in err(result)
+        return
+    assert err(result).splitlines() == [
+        "agentcard-mcp: OperationalError: unable to open database file "
+        "(AGENTCARD_LOG_LEVEL=DEBUG shows the traceback)"
+    ]
+
+
+# --- Ctrl-C in a terminal ------------------------------------------------------------------------
+
+
+def read_until(fd: int, wanted: bytes, seconds: float) -> bytes:
+    """What the terminal shows until ``wanted`` appears (or the time is up, or it closes)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while wanted not in seen and (left := deadline - time.monotonic()) > 0:
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the other side of the terminal closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_ctrl_c_in_a_terminal_ends_the_stdio_server_at_once_with_one_line(tmp_path: Path) -> None:
+    terminal, tty = os.openpty()
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve"], stdin=tty, stdout=tty, stderr=tty, cwd=tmp_path,
+        env=_env(tmp_path / "home"),
+    )  # fmt: skip
+    os.close(tty)
+    try:
+        banner = read_until(terminal, b"Ctrl-C to stop.", 30)
+        assert b"Ctrl-C to stop." in banner, banner
+        process.send_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+        started = time.monotonic()
+        assert process.wait(timeout=2) == 130
+        assert time.monotonic() - started < 2
+        after = read_until(terminal, b"\n", 2).decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(terminal)
+    assert after.splitlines() == ["agentcard-mcp: stopped (Ctrl-C)."]

@@ -16,7 +16,9 @@ __all__ = ["demo", "sandbox"]
 
 
 def demo() -> int:
-    from ..demo import run_demo
+    """Exit 0; 2 when the settings refuse to run it (a live key); 1, in one line saying what
+    went wrong, when the issuer refuses the key, cannot be reached, or a step fails."""
+    from ..demo import failure_of, run_demo
     from ..errors import AgentCardError
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -25,6 +27,12 @@ def demo() -> int:
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
         return 2
+    except Exception as exc:  # the MCP client's task group wraps what stopped the session
+        failure = failure_of(exc)
+        if failure is None:
+            raise
+        fail("agentcard-mcp demo", failure)
+        return 1
     return 0
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..settings import Settings, load_settings
@@ -44,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
         fail("agentcard-mcp", exc)
         return 2
     if sys.stdin.isatty():
+        signal.signal(signal.SIGINT, _stop_at_once)
         print(
             "agentcard-mcp speaks MCP on stdin/stdout: connect an MCP host (Claude Desktop, the "
             "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
@@ -51,6 +55,17 @@ def serve(args: argparse.Namespace) -> int:
         )
     server.run("stdio")
     return 0
+
+
+def _stop_at_once(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C in a terminal: the process ends now, in one line. The SDK reads stdin in a worker
+    thread that no cancellation reaches, so an orderly stop would wait for the next Enter. In a
+    terminal only a person is connected, and a call they cut short ends as under a crash: the
+    budget counts its reservation until the next start reconciles it against the issuer,
+    SQLite keeps what was committed, and only that call has no audit record."""
+    sys.stderr.write("agentcard-mcp: stopped (Ctrl-C).\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
