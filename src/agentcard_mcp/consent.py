@@ -176,7 +176,7 @@ async def settle(
                 raise
             _noted(note, approval_id)
             raise ApprovalRequired(
-                f"{summary} is waiting for the operator's decision at "
+                f"{summary}: this call is waiting for the operator's decision at "
                 f"{console_link(console_url, approval_id)} (id {approval_id}). Once they have "
                 f'decided, repeat this exact call with approval_id="{approval_id}".',
                 approval_id=approval_id,
@@ -190,11 +190,12 @@ async def settle(
         if approved:
             return record.id
         if human == "not_approved":
-            raise ApprovalDenied(f"the human did not approve {summary}.")
-        raise ApprovalDenied(f"the human declined {summary}.")
+            raise ApprovalDenied(f"the human did not approve this call: {summary}.")
+        raise ApprovalDenied(f"the human declined this call: {summary}.")
     asked = await pending(approvals, request, verdict, notify)
     raise ApprovalRequired(
-        f"{summary} needs the operator's approval (id {asked.id}, valid 10 minutes). Ask them to "
+        f"{summary}: this call needs the operator's approval (id {asked.id}, valid 10 minutes). "
+        "Ask them to "
         f"approve it at {console_link(console_url, asked.id)} or with "
         f"`agentcard-mcp approvals approve {asked.id}`, then repeat this exact call with "
         f'approval_id="{asked.id}".',

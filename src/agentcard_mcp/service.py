@@ -147,7 +147,7 @@ class CardService:
         if idempotency_key is not None and await self._replayed(idempotency_key, request):
             return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
         if request.single_use:
-            self._require(Capability.SINGLE_USE, "single_use cards")
+            self._require(Capability.SINGLE_USE, "a single_use card")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
         verdict = self._check_create(request, await self._others())
         if request.ttl_minutes is not None:
