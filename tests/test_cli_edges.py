@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentcard_mcp.cli import build_parser, serve
 from tests.test_cli import SCRIPT, _env, err, out, run_cli, serving
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +150,35 @@ def test_ctrl_c_in_a_terminal_ends_the_stdio_server_at_once_with_one_line(tmp_pa
             process.wait()
         os.close(terminal)
     assert after.splitlines() == ["agentcard-mcp: stopped (Ctrl-C)."]
+
+
+# --- serve: an option that does not apply to the transport is refused -----------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--stateless"], "--stateless applies to --transport http, not stdio"),
+        (["--transport", "sse", "--stateless"], "--stateless applies to --transport http, not sse"),
+        (["--port", "9000"], "--port applies to --transport http or sse, not stdio"),
+        (["--host", "0.0.0.0", "--port", "0"], "--host, --port apply to --transport http or sse"),
+        (["--allowed-origin", "https://a.example"], "--allowed-origin applies to --transport http"),
+    ],
+)
+def test_serve_refuses_an_option_its_transport_has_no_use_for(
+    options: list[str],
+    said: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTCARD_HOME", str(tmp_path / "home"))
+    # The command itself, in process (main would also set the process's logging up).
+    assert serve.serve(build_parser().parse_args(["serve", *options])) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"agentcard-mcp: {said}"), lines[0]
+    assert lines[0].endswith("leave it out.") or lines[0].endswith("leave them out.")
+    assert not (tmp_path / "home").exists()  # refused before anything was opened

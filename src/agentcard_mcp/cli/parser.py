@@ -47,17 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="stdio (default); http: streamable HTTP at /mcp; sse: legacy SSE at "
         "/sse. HTTP transports need an API key (`agentcard-mcp keys create`)",
     )
+    # --host and --port default to None, so that serve can tell them given (and refuse them
+    # with stdio) from not; serve fills in the defaults the help names.
     serve.add_argument(
         "--host",
-        default="127.0.0.1",
         help="address to bind for http/sse (default 127.0.0.1; any other address "
         "is refused until a key exists)",
     )
-    serve.add_argument("--port", type=_port, default=8765, help="port for http/sse (default 8765)")
+    serve.add_argument("--port", type=_port, help="port for http/sse (default 8765)")
     serve.add_argument(
         "--stateless",
         action="store_true",
-        help="streamable HTTP without sessions (approvals then go out of band)",
+        help="streamable HTTP without sessions (approvals then go out of band); http only",
     )
     serve.add_argument(
         "--allowed-host",
