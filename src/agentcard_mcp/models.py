@@ -102,6 +102,9 @@ class Card(_Model):
     single_use: bool
     expires_at: str | None = None
     created_at: str | None = None
+    # What the call changed beyond what was asked, and why (set_policy lowering the
+    # per-purchase limit with the daily one); left out when nothing was.
+    note: str | None = None
 
 
 class CardList(_Model):

@@ -89,7 +89,9 @@ OptionalId = Annotated[
 ApprovalId = Annotated[
     str | None,
     StringConstraints(max_length=64, pattern=r"^apr_[a-z0-9]+$"),
-    Field(description="From approval_required"),
+    # One type, no null; no description either: the name and apr_ say it, and the
+    # approval_required text says how to use it.
+    WithJsonSchema({"type": "string", "pattern": "^apr_[a-z0-9]+$"}),
 ]
 
 _TAG_LIST = ", ".join(TAGS)
@@ -504,7 +506,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         purpose: Annotated[Purpose, Field(description="What the card is for")],
         daily_limit_cents: Annotated[Cents, Field(description="Per UTC day")],
         per_auth_max_cents: Annotated[
-            Cents | None, Field(description="Per purchase (default: the daily limit)")
+            Cents | None, Field(description="Per purchase (default: daily limit)")
         ] = None,
         mcc_allowlist: Annotated[
             Categories | None,
@@ -521,8 +523,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """A prepaid card for one purpose, with the narrowest limits and categories that fit.
-        Amounts are integer USD cents (5000 = $50)."""
+        """A prepaid card for one purpose, narrowest limits and categories that fit. Integer
+        USD cents (5000 = $50)."""
         request = CreateCard(
             purpose=purpose,
             daily_limit_cents=daily_limit_cents,
@@ -539,7 +541,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_READ)
     async def list_cards(
         status: Annotated[
-            CardStatus | None, Field(description="Only cards in this status (default: all)")
+            CardStatus | None, Field(description="Only this status (default all)")
         ] = None,
     ) -> CardList:
         """Your cards: limits, status, today's spend."""
@@ -572,20 +574,17 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_write(idempotent=True))
     async def set_policy(
         card_id: CardId,
-        daily_limit_cents: Annotated[
-            Cents | None, Field(description="New daily limit, cents")
-        ] = None,
+        daily_limit_cents: Annotated[Cents | None, Field(description="New daily limit")] = None,
         per_auth_max_cents: Annotated[
             Cents | None, Field(description="New per-purchase max")
         ] = None,
         mcc_allowlist: Annotated[
-            Categories | None, Field(description="New allowed categories ([] = any)")
+            Categories | None, Field(description="New categories ([] = any)")
         ] = None,
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(policy_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Change a card's limits or categories from its next purchase; send only what
-        changes. Amounts are integer USD cents."""
+        """Change a card's limits (integer USD cents) or categories; send only what changes."""
         request = SetPolicy(
             card_id=card_id,
             daily_limit_cents=daily_limit_cents,
@@ -600,7 +599,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(close_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Close a card for good (irreversible). Prefer freeze_card unless the card must go."""
+        """Close a card for good; prefer freeze_card unless it must go."""
         request = CloseCard(card_id=card_id)
         return await service.close_card(request, call=_consent(approval_id, answer))
 
@@ -614,7 +613,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = "",
         decision: Literal["approve", "decline"] | None = None,
     ) -> LedgerPage:
-        """Purchase decisions and their reasons, newest first, for one card or all yours."""
+        """Purchase decisions and reasons, newest first: one card or all yours."""
         return await service.read_ledger(
             card_id=card_id or None,
             agent_id=agent_id or None,
@@ -630,6 +629,5 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         merchant: Annotated[Merchant, Field(description="Merchant name")],
         mcc: Annotated[Category, Field(description="Merchant category tag or 4-digit MCC")],
     ) -> Authorization:
-        """Test mode only: a merchant charges the card amount_cents; approved or not, and
-        why."""
+        """Test mode: a merchant charges the card amount_cents; approved or not, and why."""
         return await service.simulate_purchase(card_id, amount_cents, merchant, mcc)

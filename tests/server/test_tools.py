@@ -421,7 +421,8 @@ async def test_set_policy_lowering_the_daily_limit_declines_the_next_larger_purc
 ) -> None:
     card = await new_card(agent, daily_limit_cents=5000)
     await agent.call("set_policy", {"card_id": card["id"], "daily_limit_cents": 1000})
-    auth = await swipe(agent, card["id"], 1500)
+    assert (await swipe(agent, card["id"], 600))["approved"] is True
+    auth = await swipe(agent, card["id"], 600)  # within a purchase's limit, over the day's
     assert (auth["approved"], auth["reason"]) == (False, "daily_limit_exceeded")
 
 
