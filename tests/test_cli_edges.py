@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentcard_mcp.categories import TAGS
 from agentcard_mcp.cli import build_parser, serve
-from tests.test_cli import SCRIPT, _env, err, out, run_cli, serving
+from tests.test_cli import SCRIPT, _env, err, ledger, make_card, out, run_cli, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -182,3 +183,25 @@ def test_serve_refuses_an_option_its_transport_has_no_use_for(
     assert lines[0].startswith(f"agentcard-mcp: {said}"), lines[0]
     assert lines[0].endswith("leave it out.") or lines[0].endswith("leave them out.")
     assert not (tmp_path / "home").exists()  # refused before anything was opened
+
+
+# --- sandbox swipe: categories as the tool takes them -------------------------------------------
+
+
+async def test_swipe_translates_a_4_digit_mcc_as_simulate_purchase_does(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    card = await make_card(home / "sandbox.db", daily_limit_cents=5000)
+    swipe = ["sandbox", "swipe", card, "500", "--merchant", "Delta"]
+    airline = await run_cli(*swipe, "--mcc", "4511", home=home, cwd=tmp_path, script=True)
+    assert airline.returncode == 0, err(airline)
+    [row] = ledger(home / "sandbox.db")
+    assert row["mcc"] == "travel"  # categories.tag_for_mcc("4511")
+
+    unknown = await run_cli(*swipe, "--mcc", "0001", home=home, cwd=tmp_path, script=True)
+    assert unknown.returncode == 2
+    assert err(unknown).splitlines() == [
+        "agentcard-mcp sandbox: invalid_params: unknown category '0001' in --mcc; use tags "
+        f"from: {', '.join(TAGS)} (or a 4-digit MCC code in one of them)."
+    ]
+    assert len(ledger(home / "sandbox.db")) == 1  # refused before anything was asked

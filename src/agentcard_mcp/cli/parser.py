@@ -208,7 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     swipe.add_argument("amount_cents", metavar="AMOUNT_CENTS", type=_cents,
                        help="integer USD cents, e.g. 1500 for $15.00")  # fmt: skip
     swipe.add_argument("--merchant", required=True, help='merchant name, e.g. "Delta Airlines"')
-    swipe.add_argument("--mcc", required=True, help="merchant category tag, e.g. travel, saas")
+    swipe.add_argument(
+        "--mcc",
+        required=True,
+        help="merchant category: a tag (travel, saas, ...) or a 4-digit MCC such as 4511, "
+        "translated as simulate_purchase does",
+    )
     swipe.add_argument("--currency", default="usd", help="ISO currency code (default usd)")
     swipe.add_argument("--db", type=Path, help="database file (default AGENTCARD_HOME/sandbox.db)")
     swipe.add_argument("--url", help="a running sandbox server, e.g. http://127.0.0.1:8787")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from .. import categories
 from ..settings import load_settings
 from .common import fail
 
@@ -43,8 +44,10 @@ def sandbox(args: argparse.Namespace) -> int:
     if args.action == "serve":
         runner.serve(db, args.host, args.port)
         return 0
+    # A tag or a 4-digit MCC, translated as simulate_purchase translates it ("4511": travel).
+    (tag,) = categories.normalize([args.mcc], field="--mcc")
     status, payload = anyio.run(
-        runner.swipe, db, args.card_id, args.amount_cents, args.merchant, args.mcc,
+        runner.swipe, db, args.card_id, args.amount_cents, args.merchant, tag,
         args.currency, args.url,
     )  # fmt: skip
     if args.json:
