@@ -4,6 +4,7 @@ command's categories. Run for real, as the console script in subprocesses."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import select
@@ -18,6 +19,7 @@ import pytest
 
 from agentcard_mcp.categories import TAGS
 from agentcard_mcp.cli import build_parser, serve
+from agentcard_mcp.settings import Settings
 from tests.test_cli import SCRIPT, _env, err, ledger, make_card, out, run_cli, serving
 
 pytestmark = pytest.mark.anyio
@@ -205,3 +207,36 @@ async def test_swipe_translates_a_4_digit_mcc_as_simulate_purchase_does(tmp_path
         f"from: {', '.join(TAGS)} (or a 4-digit MCC code in one of them)."
     ]
     assert len(ledger(home / "sandbox.db")) == 1  # refused before anything was asked
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+def help_of(*command: str) -> str:
+    parser = build_parser()
+    for name in command:  # down to the subcommand's own parser
+        parser = next(
+            action.choices[name]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+    return parser.format_help()
+
+
+def test_help_lists_every_agentcard_setting_with_what_it_does() -> None:
+    text = help_of()
+    for name, field in Settings.model_fields.items():
+        variable = f"  AGENTCARD_{name.upper()} "
+        line = next(line for line in text.splitlines() if line.startswith(variable))
+        assert field.description is not None
+        assert field.description.split()[0] in line, line
+    assert "AGENTCARD_LIVE              Exactly 1 allows live" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "id_shape"),
+    [(("keys", "revoke"), "key_…"), (("approvals", "approve"), "apr_…"),
+     (("approvals", "deny"), "apr_…")],
+)  # fmt: skip
+def test_help_says_what_an_id_looks_like(command: tuple[str, ...], id_shape: str) -> None:
+    assert id_shape in help_of(*command)

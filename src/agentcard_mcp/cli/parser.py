@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from .. import __version__
@@ -24,11 +25,32 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _settings_epilog() -> str:
+    """The AGENTCARD_* variables, from the Settings fields themselves: a new setting is listed
+    here without anyone writing it twice."""
+    from ..settings import Settings
+
+    fields = Settings.model_fields
+    width = max(len(name) for name in fields) + len("AGENTCARD_") + 2
+    lines = ["settings, from the environment or a .env file in the working directory:"]
+    for name, field in fields.items():
+        variable = f"AGENTCARD_{name.upper()}"
+        said = textwrap.wrap(field.description or "", 78 - width - 2)
+        lines.append(f"  {variable:<{width}}{said[0] if said else ''}")
+        lines.extend(" " * (width + 2) + more for more in said[1:])
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentcard-mcp",
-        description="Prepaid spending cards for LLM agents, under the operator's limits. "
-        "State lives in AGENTCARD_HOME (default ~/.agentcard-mcp).",
+        description=textwrap.fill(
+            "Prepaid spending cards for LLM agents, under the operator's limits. State lives in "
+            "AGENTCARD_HOME (default ~/.agentcard-mcp).",
+            78,
+        ),
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's columns as made
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -133,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the keys: prefix, name, scope, rate, in-band approval, created, last used",
     )
     revoke = key_actions.add_parser("revoke", help="revoke a key: its next request is refused")
-    revoke.add_argument("key_id", metavar="ID")  # fmt: skip
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, key_… (`keys list` shows it)")
 
     commands.add_parser(
         "demo",
@@ -167,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     approval_actions.add_parser("list", help="pending approvals")
     for verb in ("approve", "deny"):
         decide = approval_actions.add_parser(verb, help=f"{verb} a pending approval")
-        decide.add_argument("approval_id", metavar="ID")
+        decide.add_argument(
+            "approval_id",
+            metavar="ID",
+            help="the approval's id, apr_… (in the agent's approval_required error and in "
+            "`approvals list`)",
+        )
 
     audit = commands.add_parser(
         "audit",
