@@ -96,11 +96,12 @@ async def test_demo_against_a_closed_port_names_the_url_in_one_line(tmp_path: Pa
 async def test_an_unexpected_failure_is_one_line_unless_debugging(
     tmp_path: Path, level: str
 ) -> None:
-    not_a_file = tmp_path / "a-directory"
-    not_a_file.mkdir()
+    not_a_database = tmp_path / "notes.db"  # a private regular file, but not SQLite
+    not_a_database.write_bytes(b"not a database, " * 256)
+    not_a_database.chmod(0o600)
     result = await run_cli(
         "sandbox", "swipe", "card_1", "500", "--merchant", "Delta", "--mcc", "travel",
-        "--db", str(not_a_file), home=tmp_path / "home", cwd=tmp_path, script=True,
+        "--db", str(not_a_database), home=tmp_path / "home", cwd=tmp_path, script=True,
         env={"AGENTCARD_LOG_LEVEL": level},
     )  # fmt: skip
     assert result.returncode == 1
@@ -108,7 +109,7 @@ async def test_an_unexpected_failure_is_one_line_unless_debugging(
         assert "Traceback (most recent call last)" in err(result)
         return
     assert err(result).splitlines() == [
-        "agentcard-mcp: OperationalError: unable to open database file "
+        "agentcard-mcp: DatabaseError: file is not a database "
         "(AGENTCARD_LOG_LEVEL=DEBUG shows the traceback)"
     ]
 

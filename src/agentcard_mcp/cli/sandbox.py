@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 
 from .. import categories
+from ..home import check_home
 from ..settings import load_settings
 from .common import fail
 
@@ -17,18 +18,26 @@ __all__ = ["demo", "sandbox"]
 
 
 def demo() -> int:
-    """Exit 0; 2 when the settings refuse to run it (a live key); 1, in one line saying what
-    went wrong, when the issuer refuses the key, cannot be reached, or a step fails."""
-    from ..demo import failure_of, run_demo
+    """Exit 0; 2 when the settings refuse to run it (a live key, an unsafe home); 1, in one
+    line saying what went wrong, when the issuer refuses the key, cannot be reached, or a step
+    fails."""
     from ..errors import AgentCardError
 
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        anyio.run(run_demo, sys.stdout, load_settings())
+        settings = load_settings()
+        # The demo runs the sandbox in a scratch home, but an unsafe home of the operator's is
+        # refused here as by every other command, so it is heard of at once.
+        check_home(settings.home)
+        from ..demo import run_demo
+
+        anyio.run(run_demo, sys.stdout, settings)
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
         return 2
     except Exception as exc:  # the MCP client's task group wraps what stopped the session
+        from ..demo import failure_of
+
         failure = failure_of(exc)
         if failure is None:
             raise
