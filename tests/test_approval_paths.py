@@ -818,3 +818,53 @@ async def test_a_client_with_only_url_elicitation_is_sent_the_page_even_in_band(
         assert [c["id"] for c in await agent.cards()] == [card["id"]]
     [url] = human.urls
     assert (human.forms, await status_of(home, shown(url))) == ([], "used")
+
+
+# --- only a JSON true approves; a bad argument never burns an approval ------------------------
+
+
+@pytest.mark.parametrize("answer", ["yes", 1, "true", "True", 1.0], ids=repr)
+async def test_a_form_answered_with_anything_but_json_true_creates_nothing(
+    connect: Connect, answer: str | int | float
+) -> None:
+    human = Human(reply=ElicitResult(action="accept", content={"approve": answer}))
+    async with connect(human) as agent:
+        code, _ = await agent.fail("create_card", CREATE)
+        assert code == "approval_denied"
+        assert await agent.cards() == []
+    assert len(human.forms) == 1
+    last = [line for line in audit_lines(connect.home) if line["tool"] == "create_card"][-1]
+    assert last["outcome"] == "approval_denied"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("clé-1", id="non-ascii"),
+        pytest.param("key 1", id="space"),
+        pytest.param("key\n1", id="newline"),
+        pytest.param("key\u200b1", id="zero-width"),
+        pytest.param("k" * 256, id="256-chars"),
+    ],
+)
+async def test_a_bad_idempotency_key_is_invalid_params_and_leaves_the_approval_usable(
+    connect: Connect, operator: Operator, key: str
+) -> None:
+    async with connect() as agent:
+        approval_id = await agent.approval_required("create_card", CREATE)
+        await operator.approve(approval_id)
+
+        code, message = await agent.fail(
+            "create_card", {**CREATE, "approval_id": approval_id, "idempotency_key": key}
+        )
+        assert code == "invalid_params"
+        assert "idempotency_key" in message
+        assert await agent.cards() == []
+        assert await status_of(connect.home, approval_id) == "approved"
+
+        good = "retry-" + "k" * 249  # 255 printable ASCII characters: the longest allowed
+        card = await agent.call(
+            "create_card", {**CREATE, "approval_id": approval_id, "idempotency_key": good}
+        )
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+    assert await status_of(connect.home, approval_id) == "used"

@@ -48,7 +48,10 @@ _INPUT_REQUIRED_VERSION = "2026-07-28"
 
 
 class ApprovalForm(BaseModel):
-    approve: bool = Field(description="Approve this action?")
+    # Strict: only a JSON ``true`` approves. Lax pydantic would read "yes", "true", "on" or 1
+    # as True, so a client (or whatever answers for it) sending text would approve by accident;
+    # such an answer fails the form's schema and the call is approval_denied.
+    approve: bool = Field(strict=True, description="Approve this action?")
 
 
 class NotAsked(BaseModel):

@@ -48,6 +48,7 @@ from .models import (
     Cents,
     CloseCard,
     CreateCard,
+    IdempotencyKey,
     LedgerPage,
     Limits,
     Purpose,
@@ -513,7 +514,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[OptionalId, Field(description="Issuer agent (default: yours)")] = "",
         idempotency_key: Annotated[
-            str, StringConstraints(max_length=255), Field(description="Same key = safe retry")
+            IdempotencyKey, Field(description="Same key = safe retry")
         ] = "",
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
