@@ -52,9 +52,7 @@ def hidden(ch: str) -> bool:
     if " " <= ch <= "~":
         return False  # printable ASCII: the common case, decided without a lookup
     return (
-        blank(ch)
-        or _default_ignorable(ord(ch))
-        or unicodedata.category(ch) in _HIDDEN_CATEGORIES
+        blank(ch) or _default_ignorable(ord(ch)) or unicodedata.category(ch) in _HIDDEN_CATEGORIES
     )
 
 

@@ -7,7 +7,7 @@ words the same way:
 1. NFKC (fullwidth, ligature and other compatibility forms become plain letters);
 2. invisible characters are removed and blank-looking ones read as spaces (``invisible``);
 3. case folding, then the Unicode confusable skeleton (UTS #39, ``confusables``), so a Cyrillic
-   ``а`` is an ``a``; then accents and other combining marks are dropped (card networks send
+   ``\u0430`` is an ``a``; then accents and other combining marks are dropped (card networks send
    ASCII descriptors: "CAFE NERO" is Café Nero);
 4. whatever is not a letter or a digit separates words (punctuation, spaces, trailing dots).
 
@@ -82,7 +82,9 @@ def _fold_but_l(shape: str) -> str:
 
 
 def _words(shape: str) -> tuple[str, ...]:
-    bare = "".join(ch for ch in unicodedata.normalize("NFD", shape) if not unicodedata.combining(ch))
+    bare = "".join(
+        ch for ch in unicodedata.normalize("NFD", shape) if not unicodedata.combining(ch)
+    )
     return tuple(_WORD.findall(bare))
 
 

@@ -13,8 +13,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from .accounts import agent_row
 from ..merchants import blocked_by
+from .accounts import agent_row
 from .authorize import Reason, SwipeFacts, decide
 from .clock import isoformat
 from .errors import ApiError, invalid, not_found
