@@ -513,9 +513,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = None,
         single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[OptionalId, Field(description="Issuer agent (default: yours)")] = "",
-        idempotency_key: Annotated[
-            IdempotencyKey, Field(description="Same key = safe retry")
-        ] = "",
+        idempotency_key: Annotated[IdempotencyKey, Field(description="Same key = safe retry")] = "",
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
