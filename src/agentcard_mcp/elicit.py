@@ -111,7 +111,11 @@ async def at_console(
 
 
 def _message(summary: str) -> str:
-    return f"An AI agent asks to run {summary}. The operator approves or denies it at this page."
+    # The summary first: its first line holds the amounts and why approval is asked.
+    return (
+        f"{summary}\n\nAn AI agent asks to run this. The operator approves or denies it at "
+        "this page."
+    )
 
 
 def _asked(request_state: str | None) -> str | None:
@@ -148,7 +152,7 @@ def ask(
         return NotAsked()
     if not can_elicit(ctx):
         return NotAsked()
-    return Elicit(f"An AI agent asks to run {summary}. Approve?", ApprovalForm)
+    return Elicit(f"{summary}\n\nAn AI agent asks to run this. Approve?", ApprovalForm)
 
 
 def human_of(answer: ElicitationResult[ApprovalForm] | None) -> Human:

@@ -61,14 +61,15 @@ def _code(ch: str) -> str:
     return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
 
 
-def escape(text: str) -> str:
+def escape(text: str, *, quotes: bool = True) -> str:
     """``text`` with every hidden character, every combining mark past the second on one
-    letter, and the backslash and double quote shown as escapes (``\\u200b``, ``\\\\``,
-    ``\\"``), so it can be shown between double quotes and read for exactly what it is."""
+    letter, and (with ``quotes``) the backslash and double quote shown as escapes
+    (``\\u200b``, ``\\\\``, ``\\"``), so it can be shown between double quotes and read for
+    exactly what it is."""
     out: list[str] = []
     marks = 0
     for ch in text:
-        if ch in ('"', "\\"):
+        if quotes and ch in ('"', "\\"):
             out.append("\\" + ch)
             marks = 0
         elif hidden(ch):
