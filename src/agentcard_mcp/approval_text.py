@@ -28,7 +28,7 @@ from .invisible import escape
 from .policy import usd
 from .redaction import redact_text
 
-__all__ = ["MAX_ITEMS", "MAX_SHOWN", "headline", "show", "summarize"]
+__all__ = ["MAX_ITEMS", "MAX_SHOWN", "show", "summarize"]
 
 # How much of one string is shown (escapes included), and how many items of a list.
 MAX_SHOWN = 80
@@ -44,11 +44,6 @@ def summarize(tool: str, arguments: Mapping[str, Any], verdict: Verdict) -> str:
     lines = [_first_line(tool, amounts, verdict)]
     lines += [f"  {k} = {show(v)}" for k, v in given.items() if k not in amounts]
     return "\n".join(lines)
-
-
-def headline(summary: str) -> str:
-    """A summary's first line: the tool, its amounts and why it is asked."""
-    return summary.split("\n", 1)[0]
 
 
 def show(value: Any, limit: int | None = MAX_SHOWN) -> str:
