@@ -178,6 +178,7 @@ async def test_simulate_purchase_declines_every_shape_of_a_blocked_merchant(
             failed, text = await call("simulate_purchase", {**buy, "merchant": merchant})
             assert failed, (shape, text)
             assert text.startswith("merchant_blocked: "), (shape, text)
+            assert 'reads as "Casino Royale"' in text, text
         for merchant in LEGITIMATE[:12]:
             failed, text = await call("simulate_purchase", {**buy, "merchant": merchant})
             assert not failed, (merchant, text)
