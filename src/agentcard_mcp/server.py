@@ -29,7 +29,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__, consent, elicit, policy
+from . import __version__, consent, elicit, policy, scopes
 from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
@@ -147,7 +147,7 @@ def _describe(error: ValidationError) -> str:
 
 class CardServer(MCPServer[None]):
     async def list_tools(self) -> list[MCPTool]:
-        tools = await super().list_tools()
+        tools = scopes.offered(await super().list_tools())  # only what the caller may call
         return [
             tool.model_copy(
                 update={
@@ -178,13 +178,14 @@ class CardServer(MCPServer[None]):
         started = time.perf_counter()
         outcome = "internal_error"
         try:
+            scopes.check(name)  # a cards:read key's write call: a JSON-RPC error it can read
             result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
                 entry.card_id = (result.structured_content or {}).get("id")
             return result
         except MCPError as exc:
-            outcome = "protocol_error"
+            outcome = "protocol_error" if scopes.allows(name) else "insufficient_scope"
             _mask_protocol_error(exc)
             raise
         except Exception as exc:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
+from .home import ensure_home
 
 __all__ = ["DEFAULT_CONSOLE_URL", "LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
 
@@ -58,9 +59,9 @@ class Settings(BaseSettings):
     )
 
     def ensure_home(self) -> Path:
-        """The home directory, created private to this user if it does not exist yet."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return self.home
+        """The home directory, created private to this user if it does not exist yet; refused
+        (``home.UnsafeHome``) if another user could change it or the files in it."""
+        return ensure_home(self.home)
 
     @property
     def sandbox_db(self) -> Path:
