@@ -28,22 +28,20 @@ async def guarded(request: pytest.FixtureRequest, settings: Settings) -> AsyncIt
 
 
 APPROVAL = re.compile(
-    r": this call needs the operator's approval \(id apr_[a-z0-9]+, valid 10 minutes\)\. Ask "
+    r"^this call needs the operator's approval \(id apr_[a-z0-9]+, valid 10 minutes\)\. Ask "
     r"them to approve it at \S+ or with `agentcard-mcp approvals approve apr_[a-z0-9]+`, then "
-    r'repeat this exact call with approval_id="apr_[a-z0-9]+"\.$'
+    r'repeat this exact call with approval_id="apr_[a-z0-9]+"\. It asks:\n'
 )
 
 
-async def test_approval_required_says_why_then_what_to_do_in_sentences(guarded: Agent) -> None:
+async def test_approval_required_says_what_to_do_then_why_in_sentences(guarded: Agent) -> None:
     code, message = await guarded.fail(
         "create_card", {"purpose": "team offsite", "daily_limit_cents": 5000}
     )
     assert code == "approval_required"
-    assert message.startswith(
-        "create_card(purpose=team offsite, daily_limit_cents=5000) — daily limit $50.00 is "
-        "above the approval threshold $25.00: this call needs"
-    ), message
     assert APPROVAL.search(message), message
+    why = message.split("It asks:\n", 1)[1].splitlines()[0]
+    assert why.endswith("— daily limit $50.00 is above the approval threshold $25.00"), why
 
 
 async def test_unfreeze_needing_approval_says_so_in_a_sentence(guarded: Agent) -> None:
@@ -51,11 +49,9 @@ async def test_unfreeze_needing_approval_says_so_in_a_sentence(guarded: Agent) -
     await guarded.call("freeze_card", {"card_id": card["id"]})
     code, message = await guarded.fail("unfreeze_card", {"card_id": card["id"]})
     assert code == "approval_required"
-    assert message.startswith(
-        f"unfreeze_card(card_id={card['id']}) — the operator approves every unfreeze "
-        f"(card {card['id']}): this call needs"
-    ), message
     assert APPROVAL.search(message), message
+    why = message.split("It asks:\n", 1)[1].splitlines()[0]
+    assert why == f"unfreeze_card — the operator approves every unfreeze (card {card['id']})"
 
 
 async def test_an_issuer_without_single_use_cards_says_so_in_grammar(agent: Agent) -> None:

@@ -116,7 +116,7 @@ def _not_for(transport: str, args: argparse.Namespace) -> str | None:
 
 
 def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
-    from ..http_app import HttpOptions, serve_http
+    from ..http.app import HttpOptions, serve_http
 
     options = HttpOptions(
         transport=args.transport,
