@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams, NotSupported
 from agentcard_mcp.server import create_server
-from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings
+from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings, load_settings
 
 LIVE_KEY = "ac_live_" + "Hq3Vn8Tr1Lx6Bz0Wm5Kp9Yc2Ds7Fg4Ja"
 TEST_KEY = "ac_test_" + "Rb5Nc0Xq7Wm2Lt9Kv4Hz1Pd6Yf3Gs8Je"
@@ -162,6 +162,27 @@ def test_a_live_key_is_refused_when_the_environment_says_it(
     settings = Settings()
     assert settings.live is True
     settings.check()  # accepted
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "on", "2", " 1", "01", "True"])
+def test_agentcard_live_is_exactly_1_and_any_other_spelling_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AGENTCARD_ISSUER", "agentcard")
+    monkeypatch.setenv("AGENTCARD_API_KEY", LIVE_KEY)
+    monkeypatch.setenv("AGENTCARD_LIVE", value)
+    with pytest.raises(InvalidParams) as refused:
+        load_settings()
+    assert "AGENTCARD_LIVE: must be exactly 1" in str(refused.value)
+    assert LIVE_KEY not in str(refused.value)
+
+
+@pytest.mark.parametrize(("value", "live"), [("1", True), ("0", False), ("", False)])
+def test_agentcard_live_1_allows_live_keys_and_0_or_empty_does_not(
+    monkeypatch: pytest.MonkeyPatch, value: str, live: bool
+) -> None:
+    monkeypatch.setenv("AGENTCARD_LIVE", value)
+    assert load_settings().live is live
 
 
 def test_a_live_key_is_accepted_with_live_and_a_test_key_needs_nothing() -> None:

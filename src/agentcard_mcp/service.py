@@ -147,7 +147,7 @@ class CardService:
         if idempotency_key is not None and await self._replayed(idempotency_key, request):
             return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
         if request.single_use:
-            self._require(Capability.SINGLE_USE, "single_use cards")
+            self._require(Capability.SINGLE_USE, "a single_use card")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
         verdict = self._check_create(request, await self._others())
         if request.ttl_minutes is not None:
@@ -368,16 +368,17 @@ class CardService:
 
     async def _set_policy_once(self, request: SetPolicy, call: CallConsent) -> Card:
         verdict, card = await self.review_set_policy(request)
+        daily = request.daily_limit_cents or card.daily_limit_cents
+        per_auth, note = _per_auth_within(request, card, daily)
         change = PolicyChange(
             daily_limit_cents=request.daily_limit_cents,
-            per_auth_max_cents=request.per_auth_max_cents,
+            per_auth_max_cents=per_auth,
             mcc_allowlist=_tags(request.mcc_allowlist),
         )
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
             self._check_policy_change(request, card, others)
 
-        daily = request.daily_limit_cents or card.daily_limit_cents
         commits = guardrails.card_commits(card.status, daily, card.current_daily_spend_cents)
         hold = Hold(card_id=card.id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
@@ -386,12 +387,13 @@ class CardService:
             landing.card = await self.issuer.set_policy(card.id, change)
             expected = Policy(
                 daily_limit_cents=daily,
-                per_auth_max_cents=request.per_auth_max_cents or card.per_auth_max_cents,
+                per_auth_max_cents=per_auth or card.per_auth_max_cents,
                 mcc_allowlist=card.mcc_allowlist
                 if change.mcc_allowlist is None
                 else change.mcc_allowlist,
             )
-            return await self._read_back(card.id, expected, landing)
+            changed = await self._read_back(card.id, expected, landing)
+            return changed if note is None else changed.model_copy(update={"note": note})
 
     async def close_card(
         self,
@@ -510,6 +512,19 @@ def _show(policy: Policy) -> str:
 
 def _tags(mcc_allowlist: list[str] | None) -> list[str] | None:
     return None if mcc_allowlist is None else categories.normalize(mcc_allowlist)
+
+
+def _per_auth_within(request: SetPolicy, card: Card, daily: int) -> tuple[int | None, str | None]:
+    """The per-purchase limit to set, and a note when it is not what was asked: a daily limit
+    lowered under the card's per-purchase limit takes that down with it, so the card never
+    shows a purchase larger than its day allows. (create_card refuses a per_auth_max_cents
+    above its daily limit instead: there the agent asked for both.)"""
+    if request.per_auth_max_cents is not None or card.per_auth_max_cents <= daily:
+        return request.per_auth_max_cents, None
+    return daily, (
+        f"per_auth_max_cents lowered from {card.per_auth_max_cents} to {daily} with the daily "
+        "limit: no purchase can exceed the day's limit."
+    )
 
 
 def _check_per_auth(per_auth_max_cents: int | None, daily_limit_cents: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".agentcard-mcp",
         description="Where the sandbox database, its key file and other state live.",
     )
-    live: bool = Field(default=False, description="Allow live (real-money) issuer keys.")
+    live: bool = Field(default=False, description="Exactly 1 allows live (real-money) issuer keys.")
     database_url: SecretStr | None = Field(
         default=None,
         description="PostgreSQL for the server's own state (postgresql://…), shared by "
@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."
     )
+
+    @field_validator("live", mode="before")
+    @classmethod
+    def _live_is_exactly_1(cls, value: object) -> object:
+        # Real money is switched on by one spelling only: "yes", "true" or "on" (which pydantic
+        # would take) are refused rather than guessed at.
+        if isinstance(value, bool):
+            return value
+        if value in ("", "0", 0):
+            return False
+        if value in ("1", 1):
+            return True
+        raise ValueError("must be exactly 1 to allow live keys (real money), or 0 or unset")
 
     def ensure_home(self) -> Path:
         """The home directory, created private to this user if it does not exist yet; refused
@@ -129,7 +142,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [
-            f"AGENTCARD_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            f"AGENTCARD_{'_'.join(str(p) for p in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors(include_url=False, include_input=False)
         ]
         raise InvalidParams("; ".join(problems)) from None

@@ -323,6 +323,22 @@ async def test_connect_errors_every_time_are_issuer_unavailable(
     assert len(sleeps.delays) == 3
 
 
+async def test_issuer_unavailable_names_where_it_could_not_reach_and_no_secret(
+    sleeps: Sleeps,
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    base = "https://operator:s3cret@issuer.example:8443/v1?token=ac_test_q1w2e3r4"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse), base_url=base) as client:
+        http = IssuerHTTP(client, "agentcard", max_attempts=2, sleep=sleeps)
+        error = await failure(http, "GET", "/cards")
+    assert error.code == "issuer_unavailable"
+    assert "could not reach agentcard at https://issuer.example:8443 (ConnectError)" in str(error)
+    for secret in ("operator", "s3cret", "token", "ac_test_", "/v1"):
+        assert secret not in str(error)
+
+
 async def test_connect_errors_then_success(
     fake: FakeAgentCard, faulty: Faulty, sleeps: Sleeps
 ) -> None:

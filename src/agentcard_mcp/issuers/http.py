@@ -34,7 +34,7 @@ from ..errors import (
     NotFound,
 )
 
-__all__ = ["IssuerHTTP", "error_for_status", "new_idempotency_key"]
+__all__ = ["IssuerHTTP", "error_for_status", "new_idempotency_key", "origin_of"]
 
 log = logging.getLogger("agentcard_mcp.issuers")
 
@@ -61,6 +61,14 @@ def _error_detail(response: httpx.Response) -> tuple[str, str]:
     return str(error.get("code") or ""), str(error.get("message") or "")
 
 
+def origin_of(url: httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``: where a request went, with no user, password, path
+    or query (any of which may hold a secret)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return f"{url.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
     try:
@@ -76,7 +84,7 @@ def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
     said = (
         f"{issuer} said {status}"
         + (f" {code}" if code else "")
-        + (f": {message}" if message else "")
+        + (f": {message.rstrip('.')}" if message else "")
     )
     if status == 400:
         return InvalidParams(f"{said}. Check the arguments and try again.")
@@ -145,7 +153,8 @@ class IssuerHTTP:
             except httpx.TransportError as exc:
                 if last:
                     raise IssuerUnavailable(
-                        f"could not reach {self.issuer} ({type(exc).__name__}); retry later."
+                        f"could not reach {self.issuer} at {origin_of(self.client.base_url)} "
+                        f"({type(exc).__name__}); retry later."
                     ) from exc
                 await self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue

@@ -22,17 +22,23 @@ class RedactingFilter(logging.Filter):
 
 
 def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Masks ``record`` in place. Its ``msg`` and ``args`` keep their shape wherever that is
+    safe: some formatters read the arguments themselves (uvicorn's access log unpacks its five),
+    so a clean record is left as it is and a masked one keeps masked arguments when the message
+    they render is clean; only then does the masked message replace both (``args`` empty).
+    Arguments are masked as data first (``_redact_args``)."""
     if getattr(record, "_agentcard_redacted", False):
         return record
     if record.args:
-        # Arguments are data: masked as data first, so a card split over a list's items or a
-        # dict's values is caught before formatting turns it into text.
         record.args = _redact_args(record.args)
     try:
         message = record.getMessage()
-    except Exception:  # a bad format string: keep the parts, masked
-        message = f"{record.msg!s} {record.args!r}"
-    record.msg, record.args = redact_text(message), None
+    except Exception:  # a bad format string, or a masked argument that no longer fits its %d
+        record.msg, record.args = redact_text(f"{record.msg!s} {record.args!r}"), ()
+    else:
+        clean = redact_text(message)
+        if clean is not message:
+            record.msg, record.args = _masked_parts(record, clean)
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
@@ -44,12 +50,32 @@ def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
+def _masked_parts(record: logging.LogRecord, clean: str) -> tuple[str, tuple[Any, ...]]:
+    """The record's format and its arguments each masked, if together they render clean;
+    else the masked message alone."""
+    if isinstance(record.args, tuple):
+        fmt = redact_text(str(record.msg))
+        args = tuple(redact_text(a) if isinstance(a, str) else a for a in record.args)
+        try:
+            shown = fmt % args
+        except Exception:  # a masked argument no longer fits its placeholder (%d)
+            return clean, ()
+        if redact_text(shown) is shown:
+            return fmt, args
+    return clean, ()
+
+
 def _redact_args(args: Any) -> Any:
+    """Each argument masked as data, so that a card split over a list's items or a dict's
+    values inside one is caught before formatting turns it into text; the arguments are not
+    chained to each other ("%s%s" renders them together, and the message is masked as text)."""
     try:
-        masked = redact(args)
-    except Exception:  # an argument redact cannot walk: the formatted text is still masked
+        if isinstance(args, tuple):
+            masked = tuple(redact(arg) for arg in args)
+            return args if all(m is a for m, a in zip(masked, args, strict=True)) else masked
+        return redact(args)
+    except Exception:  # an argument redact cannot walk: the message is still masked as text
         return args
-    return tuple(masked) if isinstance(args, tuple) and isinstance(masked, list) else masked
 
 
 _FILTER = RedactingFilter()
