@@ -107,7 +107,7 @@ class Budget:
     one each), ``BASE + len(text) // PER``; past it the rest is masked whole, in C. Real text
     stays far below it: in clean text, a chain is a timestamp or a long number now and then."""
 
-    BASE, PER = 1024, 256
+    BASE, PER = 1024, 512
     __slots__ = ("left", "spent")
 
     def __init__(self, text_length: int) -> None:
