@@ -19,6 +19,7 @@ from mcp.types import TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams, NotSupported
+from agentcard_mcp.issuers import REGISTRY
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings
 
@@ -178,7 +179,7 @@ def test_agentcard_without_a_key_is_refused() -> None:
     assert "AGENTCARD_API_KEY" in str(refused.value)
 
 
-@pytest.mark.parametrize("issuer", ["clawdcards", "proxy", "agentcard-sh"])
+@pytest.mark.parametrize("issuer", [n for n, i in REGISTRY.items() if i.adapter is None])
 def test_issuers_not_yet_available_are_not_supported(issuer: Any) -> None:
     settings = Settings(issuer=issuer, api_key=SecretStr("sk_test_abc"))
     with pytest.raises(NotSupported) as refused:
@@ -277,6 +278,14 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         "spent_today_cents": 15_000,
         "issuer_card_limit": 25,
         "issuer_cards_remaining": 23,
+        "issuer_limits": {
+            "card_limit": 25,
+            "cards_remaining": 23,
+            "per_transaction_limit_cents": None,
+            "monthly_limit_cents": None,
+            "monthly_spent_cents": None,
+            "monthly_remaining_cents": None,
+        },  # fmt: skip
         # The built-in operator policy: the live card already commits more than its total.
         "max_active_cards": 5,
         "max_card_daily_limit_cents": 10_000,

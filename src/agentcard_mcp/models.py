@@ -18,6 +18,7 @@ __all__ = [
     "CloseCard",
     "CreateCard",
     "Decision",
+    "IssuerLimits",
     "LedgerEntry",
     "LedgerPage",
     "LedgerTotals",
@@ -74,6 +75,8 @@ class Card(_Model):
     single_use: bool
     expires_at: str | None
     created_at: str | None
+    # What to know about the card at this issuer, e.g. that a human must approve it there.
+    note: str | None = None
 
 
 class CardList(_Model):
@@ -120,6 +123,16 @@ class Authorization(_Model):
     decided_at: str
 
 
+# What the issuer itself reports of its limits (None: it reports no such figure). Cents.
+class IssuerLimits(_Model):
+    card_limit: int | None = None  # cards the account may hold
+    cards_remaining: int | None = None  # cards it may still make
+    per_transaction_limit_cents: int | None = None
+    monthly_limit_cents: int | None = None
+    monthly_spent_cents: int | None = None
+    monthly_remaining_cents: int | None = None
+
+
 # What the agent may still do today, and what the issuer itself reports.
 class Limits(_Model):
     issuer: str
@@ -137,6 +150,7 @@ class Limits(_Model):
     pending_approvals: list[str]
     issuer_card_limit: int | None
     issuer_cards_remaining: int | None
+    issuer_limits: IssuerLimits
 
 
 # --- what a write tool asks for -------------------------------------------------------------
