@@ -33,7 +33,8 @@ def test_take_details_leaves_nothing_sensitive_in_the_answer() -> None:
     details = card_files.take_details(raw)
     assert raw == {"card": {"spending_limit": 100}, "transaction_id": "txn_1", "last4": "4242"}
     assert details.last4 == "4242"
-    assert PAN not in repr(details) and CVV not in str(details)
+    assert PAN not in repr(details)
+    assert CVV not in str(details)
     assert repr(details) == "CardDetails(•••• 4242)"
 
 
@@ -45,8 +46,10 @@ def test_written_file_is_0600_in_a_0700_dir_and_holds_the_details(tmp_path: Path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     saved = json.loads(path.read_text())
-    assert saved["number"] == PAN and saved["cvv"] == CVV
-    assert saved["expirationMonth"] == "12" and saved["expires_at"] == "x"
+    assert saved["number"] == PAN
+    assert saved["cvv"] == CVV
+    assert saved["expirationMonth"] == "12"
+    assert saved["expires_at"] == "x"
     assert (saved["issuer"], saved["card_id"], saved["last4"]) == ("clawdcards", "txn_1", "4242")
     assert not details  # handed over: the object no longer holds them
 

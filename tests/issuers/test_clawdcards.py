@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
+from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import AgentCardError, InvalidParams, IssuerRateLimited
@@ -78,6 +79,10 @@ def spec(cents: int = 75, tags: list[str] | None = None, ttl: int | None = 30) -
     return CardSpec("default", "buy a domain", cents, None, tags or [], ttl, True)
 
 
+def text(result: CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
 async def refused(rig_: Rig, card: CardSpec) -> AgentCardError:
     with pytest.raises(AgentCardError) as info:
         await rig_.issuer.create_card(card, "k")
@@ -111,7 +116,8 @@ async def test_create_sends_exactly_the_documented_body(tmp_path: Path) -> None:
     assert sent.headers["authorization"] == f"Bearer {r.fake.api_key}"
     assert "idempotency-key" not in sent.headers  # not documented: a retry could not replay
     assert (card.daily_limit_cents, card.per_auth_max_cents, card.single_use) == (75, 75, True)
-    assert card.status == "active" and card.id in r.fake.cards
+    assert card.status == "active"
+    assert card.id in r.fake.cards
 
 
 @pytest.mark.parametrize(("cents", "ttl"), [(101, 30), (10_001, 30), (50, 0), (50, 1441)])
@@ -134,7 +140,8 @@ async def test_an_allowlist_spanning_two_categories_is_refused_naming_them(
     async with rig(tmp_path) as r:
         error = await refused(r, spec(50, ["cloud", "saas"]))
     assert error.code == "invalid_params"
-    assert "cloud_compute" in error.message and "saas_tools" in error.message
+    assert "cloud_compute" in error.message
+    assert "saas_tools" in error.message
     assert r.fake.requests == []
 
 
@@ -164,9 +171,12 @@ async def test_card_details_are_only_in_the_card_file(
     saved = json.loads(path.read_text())
     assert (saved["number"], saved["cvv"], saved["expiry"]) == (made.number, made.cvv, "12/29")
     assert card.last4 == made.number[-4:]
-    assert str(path) in (card.note or "") and f"•••• {card.last4}" in (card.note or "")
+    assert str(path) in (card.note or "")
+    assert f"•••• {card.last4}" in (card.note or "")
     shown = card.model_dump_json() + again.model_dump_json() + caplog.text
-    assert made.number not in shown and made.cvv not in shown and "12/29" not in shown
+    assert made.number not in shown
+    assert made.cvv not in shown
+    assert "12/29" not in shown
 
 
 async def test_a_home_whose_cards_dir_is_a_link_fails_before_any_card_exists(
@@ -177,7 +187,8 @@ async def test_a_home_whose_cards_dir_is_a_link_fails_before_any_card_exists(
     async with rig(tmp_path) as r:
         error = await refused(r, spec())
     assert error.code == "invalid_params"
-    assert r.fake.requests == [] and r.fake.cards == {}
+    assert r.fake.requests == []
+    assert r.fake.cards == {}
 
 
 # -- 1 request a minute --------------------------------------------------------------------------
@@ -206,9 +217,11 @@ async def test_limits_while_the_key_rests_are_the_last_answer(tmp_path: Path) ->
         r.clock.advance(seconds=30)
         second = await r.issuer.limits()
     assert second == first
-    assert first.per_transaction_limit_cents == 100 and first.monthly_limit_cents == 50_000
+    assert first.per_transaction_limit_cents == 100
+    assert first.monthly_limit_cents == 50_000
     assert first.cards_remaining is None  # the older API does not say
-    assert len(r.fake.requests) == 1 and r.fake.rate_limited == []
+    assert len(r.fake.requests) == 1
+    assert r.fake.rate_limited == []
 
 
 async def test_a_lost_create_answer_is_not_retried_and_leaves_one_card(tmp_path: Path) -> None:
@@ -246,7 +259,8 @@ async def test_clawdcards_codes_map_to_ours_without_a_retry(
 async def test_an_empty_card_pool_is_issuer_unavailable_not_retried(tmp_path: Path) -> None:
     async with rig(tmp_path, pool=0) as r:
         error = await refused(r, spec())
-    assert error.code == "issuer_unavailable" and "pool" in error.message
+    assert error.code == "issuer_unavailable"
+    assert "pool" in error.message
     assert len(r.fake.requests) == 1
 
 
@@ -323,10 +337,17 @@ async def test_server_create_card_names_the_file_and_leaks_nothing(
     [issued] = fake.cards.values()
     path = tmp_path / "cards" / f"{card['id']}.json"
     assert json.loads(path.read_text())["number"] == issued.number
-    assert str(path) in card["note"] and card["last4"] == issued.number[-4:]
-    assert again.is_error and again.content[0].text.startswith("issuer_rate_limited:")  # type: ignore[union-attr]
-    assert frozen.is_error and frozen.content[0].text.startswith("not_supported:")  # type: ignore[union-attr]
+    assert str(path) in card["note"]
+    assert card["last4"] == issued.number[-4:]
+    assert again.is_error
+    assert text(again).startswith("issuer_rate_limited:")
+    assert "retry after" in text(again)
+    assert frozen.is_error
+    assert text(frozen).startswith("not_supported:")
+    assert "first purchase" in text(frozen)  # what to do instead
     audit = (tmp_path / "audit.jsonl").read_text()
-    for text in (str(made.content), str(again.content), audit, caplog.text):
-        assert issued.number not in text and issued.cvv not in text
-    assert fake.rate_limited == [] and len(fake.requests) == 1
+    for shown in (text(made), text(again), audit, caplog.text):
+        assert issued.number not in shown
+        assert issued.cvv not in shown
+    assert fake.rate_limited == []
+    assert len(fake.requests) == 1

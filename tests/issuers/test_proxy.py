@@ -6,6 +6,7 @@ sleeps: the pace's and the retries' sleep moves the fake clock the fake issuer r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import stat
@@ -22,7 +23,7 @@ from mcp import Client
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import AgentCardError
-from agentcard_mcp.issuers import REGISTRY
+from agentcard_mcp.issuers import REGISTRY, connect
 from agentcard_mcp.issuers.base import CardSpec
 from agentcard_mcp.issuers.http import IssuerHTTP
 from agentcard_mcp.issuers.pacing import Pace
@@ -59,7 +60,8 @@ async def rig(home: Path, exposure: str = "rawPan") -> AsyncIterator[Rig]:
         slept.append(seconds)
         clock.advance(seconds=seconds)
 
-    pace = Pace(10, 20.0, clock=lambda: clock.now.timestamp(), sleep=sleep)
+    # As open_issuer makes it from the registry; the adapter makes it Proxy's bucket.
+    pace = Pace(INFO.requests_per_minute or 0, clock=lambda: clock.now.timestamp(), sleep=sleep)
     async with httpx.AsyncClient(
         transport=fake.transport(), base_url=BASE_URL, headers=INFO.auth_headers(fake.api_key)
     ) as client:
@@ -86,7 +88,8 @@ async def test_create_sends_the_documented_fields_with_the_api_key_header(tmp_pa
     }  # fmt: skip
     assert second.body == {"purpose": "flight LAX-JFK", "type": "multi", "maxAmount": 3000,
                            "limits": {"perDay": 3000}}  # fmt: skip
-    assert first.headers["api-key"] == r.fake.api_key and "authorization" not in first.headers
+    assert first.headers["api-key"] == r.fake.api_key
+    assert "authorization" not in first.headers
     assert first.headers["idempotency-key"] == "key-1"
     assert (card.single_use, multi.single_use) == (True, False)
 
@@ -98,8 +101,10 @@ async def test_the_read_back_is_the_card_policy(tmp_path: Path) -> None:
         card = await r.issuer.get_card(made.id)
     assert (card.daily_limit_cents, card.per_auth_max_cents) == (5000, 2000)
     assert card.current_daily_spend_cents == 1200
-    assert card.expires_at is not None and card.expires_at.endswith("Z")
-    assert card.status == "active" and card.agent_id == r.fake.agent_id
+    assert card.expires_at is not None
+    assert card.expires_at.endswith("Z")
+    assert card.status == "active"
+    assert card.agent_id == r.fake.agent_id
     assert r.issuer.enforced_policy(r.spec()).daily_limit_cents == card.daily_limit_cents
 
 
@@ -108,7 +113,8 @@ async def test_an_allowlist_is_refused_before_any_request(tmp_path: Path) -> Non
         spec = CardSpec(r.fake.agent_id, "x", 5000, None, ["travel"])
         with pytest.raises(AgentCardError) as info:
             await r.issuer.create_card(spec, "k")
-    assert info.value.code == "not_supported" and "proxy" in info.value.message
+    assert info.value.code == "not_supported"
+    assert "proxy" in info.value.message
     assert r.fake.requests == []
 
 
@@ -122,11 +128,14 @@ async def test_raw_pan_details_are_only_in_the_card_file(
     path = tmp_path / "cards" / f"{card.id}.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     saved = json.loads(path.read_text())
-    assert saved["pan"].endswith(card.last4 or "?") and len(saved["cvv"]) == 3
+    assert saved["pan"].endswith(card.last4 or "?")
+    assert len(saved["cvv"]) == 3
     assert saved["expirationYear"] == "2029"
-    assert str(path) in (card.note or "") and f"•••• {card.last4}" in (card.note or "")
+    assert str(path) in (card.note or "")
+    assert f"•••• {card.last4}" in (card.note or "")
     shown = card.model_dump_json() + read.model_dump_json() + caplog.text
-    assert saved["pan"] not in shown and f'"{saved["cvv"]}"' not in shown
+    assert saved["pan"] not in shown
+    assert f'"{saved["cvv"]}"' not in shown
 
 
 async def test_without_raw_pan_no_card_file_is_written(tmp_path: Path) -> None:
@@ -142,7 +151,8 @@ async def test_details_that_cannot_be_saved_close_the_card(tmp_path: Path) -> No
         (tmp_path / "cards" / "card_fake00001.json").write_text("planted")
         with pytest.raises(AgentCardError) as info:
             await r.issuer.create_card(r.spec(), "k")
-    assert info.value.code == "issuer_rejected" and "closed" in info.value.message
+    assert info.value.code == "issuer_rejected"
+    assert "closed" in info.value.message
     assert r.fake.cards["card_fake00001"]["status"] == "closed"
     assert (tmp_path / "cards" / "card_fake00001.json").read_text() == "planted"
 
@@ -169,7 +179,8 @@ async def test_statuses_map_and_freeze_and_close_are_idempotent(tmp_path: Path) 
         assert card.status == "pending"  # notActivated
         with pytest.raises(AgentCardError) as info:
             await r.issuer.freeze(card.id)
-        assert info.value.code == "issuer_rejected" and "card_not_active" in info.value.message
+        assert info.value.code == "issuer_rejected"
+        assert "card_not_active" in info.value.message
         r.fake.activate(card.id)
         seen = [(await r.issuer.get_card(card.id)).status]
         seen += [(await r.issuer.freeze(card.id)).status, (await r.issuer.freeze(card.id)).status]
@@ -201,7 +212,8 @@ async def test_list_follows_the_cursor_pages(tmp_path: Path) -> None:
         cards = await r.issuer.list_cards()
     assert [c.id for c in cards] == [f"card_seed{n:03d}" for n in range(150)]
     assert {c.status for c in cards} == {"active", "frozen"}
-    assert cards[0].created_at == "2023-12-25T16:00:00.000Z" and cards[0].daily_limit_cents == 300
+    assert cards[0].created_at == "2023-12-25T16:00:00.000Z"
+    assert cards[0].daily_limit_cents == 300
     pages = r.fake.sent("GET", "/v1/cards")
     assert [p.query.get("cursor") for p in pages] == [None, "card_seed099"]
 
@@ -218,11 +230,13 @@ async def test_transactions_are_the_ledger(tmp_path: Path) -> None:
                                      cursor=first.next_cursor, decision=None)  # fmt: skip
         declined = await r.issuer.ledger(card_id=card.id, agent_id=None, limit=50, cursor=None,
                                          decision="decline")  # fmt: skip
-    assert [(e.merchant, e.mcc, e.decision, e.amount_cents) for e in first.entries + rest.entries] == [
+    seen = [(e.merchant, e.mcc, e.decision, e.amount_cents) for e in first.entries + rest.entries]
+    assert seen == [
         ("Hertz", "3357", "approve", 1000), ("Delta", "4511", "decline", 2500),
         ("Delta", "4511", "approve", 1500),
     ]  # fmt: skip
-    assert first.has_more and not rest.has_more
+    assert first.has_more
+    assert not rest.has_more
     assert (first.totals.approved_cents, first.totals.declined_count) == (1000, 1)
     assert [e.amount_cents for e in declined.entries] == [2500]
 
@@ -256,10 +270,19 @@ async def test_a_429_is_waited_out_as_it_says_and_retried_with_the_same_key(
 
 
 async def test_server_tools_on_proxy_leak_no_card_details(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    fake = FakeProxy()
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    # The server's pace on the fake's clock: its waits pass without sleeping.
+    monkeypatch.setattr(
+        connect, "Pace", functools.partial(Pace, clock=lambda: clock.now.timestamp(), sleep=sleep)
+    )
+    fake = FakeProxy(clock=clock)
     settings = Settings(
         issuer="proxy", api_key=SecretStr(fake.api_key), base_url=BASE_URL, home=tmp_path,
         policy_file=PERMISSIVE_POLICY,
@@ -286,7 +309,8 @@ async def test_server_tools_on_proxy_leak_no_card_details(
     path = tmp_path / "cards" / f"{card_id}.json"
     saved = json.loads(path.read_text())
     assert str(path) in made.structured_content["note"]
-    assert texts[-2].startswith("[TextContent") and "not_supported" in texts[-2]
+    assert texts[-2].startswith("[TextContent")
+    assert "not_supported" in texts[-2]
     assert fake.cards[card_id]["status"] == "closed"
     audit = (tmp_path / "audit.jsonl").read_text()
     for text in [*texts, audit, caplog.text]:

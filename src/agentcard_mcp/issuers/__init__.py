@@ -31,6 +31,8 @@ from __future__ import annotations
 from .agentcard import AgentCardIssuer
 from .agentcard_sh import AgentCardShIssuer
 from .base import Capability, CardSpec, Issuer, IssuerBase, IssuerLimits, PolicyChange
+from .clawdcards import ClawdCardsIssuer
+from .proxy import ProxyIssuer
 from .registry import TOOLS, IssuerInfo, ToolUse
 
 __all__ = [
@@ -52,6 +54,12 @@ C = Capability
 _AGENTCARD = frozenset({
     C.CREATE_CARD, C.GET_CARD, C.LIST_CARDS, C.FREEZE, C.UNFREEZE, C.SET_POLICY, C.CLOSE,
     C.LEDGER, C.AGENT_LEDGER, C.USAGE, C.SIMULATE, C.DAILY_LIMIT, C.CATEGORIES,
+})  # fmt: skip
+
+# Every ClawdCards card is single-use with one merchant category; its amount is both limits.
+_CLAWDCARDS = frozenset({
+    C.CREATE_CARD, C.USAGE, C.SINGLE_USE, C.TTL, C.DAILY_LIMIT, C.CATEGORIES, C.LEDGER,
+    C.AGENT_LEDGER,
 })  # fmt: skip
 
 _PROXY = frozenset({
@@ -107,18 +115,24 @@ REGISTRY: dict[str, IssuerInfo] = {
         IssuerInfo(
             name="clawdcards",
             title="ClawdCards",
-            adapter=None,  # not available in this version yet
+            adapter=ClawdCardsIssuer,
             doc="clawdcards.txt, more-facts.md",
             default_base_url="https://api.clawd.cards",
             test_key_prefixes=("sk_test_",),
             live_key_prefixes=("sk_live_",),
             requests_per_minute=1,
-            capabilities=frozenset({C.CREATE_CARD, C.USAGE, C.SINGLE_USE, C.TTL}),
+            capabilities=_CLAWDCARDS,
+            notes={
+                "create_card": "single-use, one merchant category, ttl_minutes 1-1440, at most "
+                "the per-transaction limit; the card's details go to <home>/cards/<id>.json",
+                "get_limits": "with ClawdCards' monthly limit and card pool",
+                "read_ledger": "its transactions, where the API still has them",
+            },
         ),
         IssuerInfo(
             name="proxy",
             title="Proxy",
-            adapter=None,  # not available in this version yet
+            adapter=ProxyIssuer,
             doc="proxy-create-card.txt, more-facts.md",
             default_base_url="https://api.useproxy.ai",
             auth_header="Api-Key",
@@ -127,6 +141,11 @@ REGISTRY: dict[str, IssuerInfo] = {
             live_key_prefixes=("lk_live_",),
             requests_per_minute=30,
             capabilities=_PROXY,
+            notes={
+                "create_card": "single or multi use, per-purchase and daily limits, no "
+                "mcc_allowlist; rawPan details go to <home>/cards/<id>.json",
+                "read_ledger": "per card (its authorizations)",
+            },
         ),
     )
 }

@@ -29,7 +29,16 @@ from typing import Any
 
 from ..errors import InvalidParams
 
-__all__ = ["SENSITIVE_FIELDS", "CardDetails", "check_dir", "masked", "take_details", "write"]
+__all__ = [
+    "SENSITIVE_FIELDS",
+    "CardDetails",
+    "check_dir",
+    "existing",
+    "masked",
+    "note",
+    "take_details",
+    "write",
+]
 
 # Field names (compared without case, "_" or "-") under which issuers send card details:
 # ClawdCards' number/cvv/expiry, Proxy's pan/cvv/expirationMonth/expirationYear, and the
@@ -43,6 +52,7 @@ SENSITIVE_FIELDS = frozenset(
 )  # fmt: skip
 # Objects that hold nothing but card details (ClawdCards' "card", a "details" wrapper).
 _DETAIL_OBJECTS = frozenset({"card", "details", "credentials", "credential", "carddetails"})
+_NUMBER_FIELDS = frozenset({"number", "pan", "cardnumber", "rawpan"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -68,13 +78,18 @@ class CardDetails:
     def __bool__(self) -> bool:
         return bool(self._fields)
 
+    @property
+    def has_number(self) -> bool:
+        """Whether the card's number is among them (an expiry alone opens nothing)."""
+        return any(_key(name) in _NUMBER_FIELDS for name in self._fields)
+
     def clear(self) -> None:
         self._fields.clear()
 
 
 def _last4(fields: Mapping[str, Any]) -> str | None:
     for name, value in fields.items():
-        if _key(name) in {"number", "pan", "cardnumber", "rawpan"}:
+        if _key(name) in _NUMBER_FIELDS:
             digits = "".join(c for c in str(value) if c.isdigit())
             if len(digits) >= 4:
                 return digits[-4:]
@@ -84,6 +99,19 @@ def _last4(fields: Mapping[str, Any]) -> str | None:
 def masked(last4: str | None) -> str:
     """The one way a card is shown: ``•••• 4242``."""
     return f"•••• {last4}" if last4 else "••••"
+
+
+def note(path: Path, last4: str | None) -> str:
+    """What a tool result says of a card whose details are in a card file."""
+    return f"Card details ({masked(last4)}) are in {path}, for the operator only."
+
+
+def existing(home: Path | None, card_id: str) -> Path | None:
+    """The card file of ``card_id``, if one was written."""
+    if home is None or not _SAFE_ID.match(card_id):
+        return None
+    path = home / "cards" / f"{card_id}.json"
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def take_details(raw: dict[str, Any], last4: str | None = None) -> CardDetails:

@@ -14,8 +14,8 @@ Translation, and what ClawdCards makes us do ourselves:
   spans two of them is refused naming them, and a card without one gets ``other``.
 - **Details once.** The create answer carries the card's number, CVV and expiry, which can never
   be read again: they go straight to the operator's card file (card_files) and the result names
-  that file. There is no endpoint to read, list, freeze or close a card: ``get_card`` and the
-  budget's ``list_cards`` answer from what this process made (nothing secret is kept); a card
+  that file. There is no endpoint to read, list, freeze or close a card (no such capability);
+  the read-back after create_card reads what this process made (nothing secret is kept). A card
   ends at its first purchase or its TTL.
 - **1 request a minute per key.** Every request takes a slot of the key's ``Pace`` (retries
   included, and a create is never retried: no Idempotency-Key is documented, so a retry could
@@ -27,8 +27,10 @@ Translation, and what ClawdCards makes us do ourselves:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..categories import TAGS
@@ -43,7 +45,7 @@ from ..errors import (
 )
 from ..models import Card, IssuerLimits, LedgerEntry, LedgerPage, LedgerTotals, Policy
 from . import card_files
-from .base import CardSpec, ErrorOverrides, IssuerBase
+from .base import Capability, CardSpec, ErrorOverrides, IssuerBase
 
 __all__ = ["CATEGORY_OF", "ClawdCardsIssuer", "cents_of", "dollars_of"]
 
@@ -88,7 +90,7 @@ def _json_number(dollars: Decimal) -> float:
 
 
 class ClawdCardsIssuer(IssuerBase):
-    instead: ClassVar[dict[str, str]] = {
+    instead: ClassVar[Mapping[str, str]] = {
         "get_card": "a ClawdCards card cannot be read back; its details are in the card file "
         "create_card named",
         "list_cards": "ClawdCards cannot list cards; each create_card result names its card",
@@ -112,13 +114,17 @@ class ClawdCardsIssuer(IssuerBase):
                                       "retry later, when it is refilled."),
     }  # fmt: skip
 
-    def __init__(self, *args: Any, home: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.home = home
         # What this process made: no secrets, only what get_card and the budget need.
         self._cards: dict[str, Card] = {}
         self._limits: IssuerLimits | None = None
         self._no_transactions = False
+
+    def _home(self) -> Path:
+        if self.home is None:  # the card details would have nowhere to go: make no card
+            raise InvalidParams("ClawdCards needs AGENTCARD_HOME for its card files.")
+        return self.home
 
     # -- translation -----------------------------------------------------------------------
 
@@ -166,7 +172,8 @@ class ClawdCardsIssuer(IssuerBase):
 
     async def create_card(self, spec: CardSpec, idempotency_key: str) -> Card:
         body = self._body(spec)
-        card_files.check_dir(self.home)  # a bad home fails before a card exists
+        home = self._home()
+        card_files.check_dir(home)  # a bad home fails before a card exists
         try:
             raw = await self.http.request(
                 "POST", "/v1/cards", json=body, retry=False, send_idempotency_key=False
@@ -181,7 +188,7 @@ class ClawdCardsIssuer(IssuerBase):
         self._cards[card.id] = card  # before the file: the budget counts the card whatever
         try:
             path = card_files.write(
-                self.home, card.id, self.name, details,
+                home, card.id, self.name, details,
                 [("spending_limit_cents", card.per_auth_max_cents), ("expires_at", card.expires_at),
                  ("merchant_category", body["merchant_category"])],
             )  # fmt: skip
@@ -191,7 +198,7 @@ class ClawdCardsIssuer(IssuerBase):
                       type(exc).__name__)  # fmt: skip
             raise IssuerUnavailable(
                 f"ClawdCards made card {card.id}, but its details could not be written to "
-                f"{self.home}/cards ({type(exc).__name__}); they cannot be read again, so the "
+                f"{home}/cards ({type(exc).__name__}); they cannot be read again, so the "
                 "card is unusable and ends at its TTL. The operator must fix that directory."
             ) from None
         card = card.model_copy(update={"note": _note(path, card)})
@@ -232,10 +239,6 @@ class ClawdCardsIssuer(IssuerBase):
             )
         return self._aged(card)
 
-    async def list_cards(self) -> list[Card]:
-        """The cards this process made (for the budget; ClawdCards has no list endpoint)."""
-        return [self._aged(card) for card in self._cards.values()]
-
     def _aged(self, card: Card) -> Card:
         """Past its TTL the card is gone; whether it was spent is not known, so the budget
         counts it as spent in full."""
@@ -273,7 +276,7 @@ class ClawdCardsIssuer(IssuerBase):
         decision: str | None,
     ) -> LedgerPage:
         if self._no_transactions:
-            raise self._unsupported("read_ledger", "ledger")
+            raise self.not_supported("read_ledger", Capability.LEDGER)
         try:
             raw = await self.http.request("GET", "/v1/transactions")
         except NotFound:
@@ -327,10 +330,10 @@ def _offset(cursor: str | None) -> int:
     return int(cursor)
 
 
-def _note(path: Any, card: Card) -> str:
+def _note(path: Path, card: Card) -> str:
     return (
-        f"Card details ({card_files.masked(card.last4)}) are in {path}, for the operator only; "
-        "ClawdCards shows them once. The card ends at its first purchase or at expires_at."
+        card_files.note(path, card.last4)
+        + " ClawdCards shows them once; the card ends at its first purchase or at expires_at."
     )
 
 

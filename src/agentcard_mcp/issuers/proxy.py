@@ -25,23 +25,28 @@ Translation only:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+
+import anyio
 
 from ..errors import (
     AgentCardError,
     InvalidParams,
     IssuerAuthFailed,
+    IssuerRateLimited,
     IssuerRejected,
     IssuerUnavailable,
     NotFound,
 )
 from ..models import Card, CardStatus, LedgerEntry, LedgerPage, LedgerTotals, Policy
 from . import card_files
-from .base import CardSpec, ErrorOverrides, IssuerBase
+from .base import Capability, CardSpec, ErrorOverrides, IssuerBase
+from .pacing import Pace
 
-__all__ = ["ProxyIssuer"]
+__all__ = ["BucketPace", "ProxyIssuer"]
 
 log = logging.getLogger("agentcard_mcp.issuers")
 
@@ -49,9 +54,52 @@ _STATUS: dict[str, CardStatus] = {
     "notActivated": "pending", "active": "active", "frozen": "frozen", "closed": "closed",
 }  # fmt: skip
 _PAGE = 100  # Proxy's largest page
+_BURST = 10  # Proxy's write bucket
 _MAX_PAGES = 1000  # a cursor that never ends is the issuer's bug, not a reason to spin
 # Transactions that are decisions on a purchase (a settlement repeats its authorization).
 _DECISIONS = frozenset({"authorization", "force_capture"})
+
+
+class BucketPace(Pace):
+    """Proxy's own shape of rate limit: a token bucket of ``burst`` refilled ``per_minute``.
+    Its write bucket holds 10 and refills 30 a minute (reads: 20 and 100), so pacing every
+    request by the write bucket never empties either; an 11th request in a burst waits 2 s
+    rather than the window's 20."""
+
+    def __init__(
+        self,
+        burst: int,
+        per_minute: int,
+        *,
+        max_wait: float = 5.0,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        super().__init__(burst, 60.0, max_wait=max_wait, clock=clock, sleep=sleep)
+        self._rate = per_minute / 60.0
+        self._tokens = float(burst)
+        self._at: float | None = None
+
+    def wait_s(self) -> float:
+        now = self._clock()
+        if self._at is not None:
+            self._tokens = min(float(self.limit), self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
+    async def take(self, issuer: str) -> None:
+        async with self._lock:
+            wait = self.wait_s()
+            if wait > self.max_wait:
+                raise IssuerRateLimited(
+                    f"{issuer} allows bursts of {self.limit} requests, then "
+                    f"{self._rate * 60:g} a minute; retry after {wait:.0f} s.",
+                    retry_after=round(wait, 1),
+                )
+            if wait > 0:
+                await self._sleep(wait)
+                self.wait_s()
+            self._tokens -= 1
 
 
 class _AlreadyFrozen(IssuerRejected):
@@ -63,9 +111,12 @@ class _AlreadyClosed(IssuerRejected):
 
 
 class ProxyIssuer(IssuerBase):
-    instead: ClassVar[dict[str, str]] = {
+    instead: ClassVar[Mapping[str, str]] = {
         "set_policy": "Proxy cannot change a card's limits; close it and create a new one",
         "simulate": "Proxy has no test purchases through the API",
+        "categories": "Proxy cards cannot be limited to merchant categories; create the card "
+        "without mcc_allowlist (the operator's allowed_categories then rule Proxy out)",
+        "agent_ledger": "read the ledger of each card (read_ledger with card_id)",
     }
     error_overrides: ClassVar[ErrorOverrides] = {
         (409, "card_already_frozen"): (_AlreadyFrozen, "The card is frozen already."),
@@ -80,9 +131,14 @@ class ProxyIssuer(IssuerBase):
                                             "permission this needs; the operator must widen it."),
     }  # fmt: skip
 
-    def __init__(self, *args: Any, home: Path | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.home = home
+        pace = self.http.pace
+        if pace is not None and not isinstance(pace, BucketPace):
+            # 30 a minute in any burst could empty Proxy's write bucket (10): pace as it does.
+            self.http.pace = BucketPace(
+                _BURST, pace.limit, max_wait=pace.max_wait, clock=pace._clock, sleep=pace._sleep
+            )
 
     async def default_agent_id(self) -> str:
         """The configured agent, else the account's first."""
@@ -100,7 +156,7 @@ class ProxyIssuer(IssuerBase):
 
     def enforced_policy(self, spec: CardSpec) -> Policy:
         if spec.mcc_allowlist:
-            raise self._unsupported("mcc_allowlist (merchant categories)", "categories")
+            raise self.not_supported("mcc_allowlist (merchant categories)", Capability.CATEGORIES)
         return super().enforced_policy(spec)
 
     def _body(self, spec: CardSpec) -> dict[str, Any]:
@@ -132,6 +188,7 @@ class ProxyIssuer(IssuerBase):
             single_use=raw.get("type") == "single",
             expires_at=_when((policy or {}).get("expiresAt")),
             created_at=_when(raw.get("createdAt")),
+            note=_note(self.home, str(raw["id"]), raw.get("last4")),
         )
 
     # -- cards -----------------------------------------------------------------------------
@@ -146,13 +203,11 @@ class ProxyIssuer(IssuerBase):
         )  # fmt: skip
         details = card_files.take_details(raw, raw.get("last4"))
         card = self._card(raw)
-        if not details:
+        if not details.has_number:  # not a rawPan card: its expiry alone is simply dropped
+            details.clear()
             return card
         path = await self._save(card, details)
-        return card.model_copy(update={"note": (
-            f"Card details ({card_files.masked(card.last4)}) are in {path}, for the operator "
-            "only."
-        )})  # fmt: skip
+        return card.model_copy(update={"note": card_files.note(path, card.last4)})
 
     async def _save(self, card: Card, details: card_files.CardDetails) -> Path:
         try:
@@ -260,6 +315,11 @@ def _entry(raw: dict[str, Any]) -> LedgerEntry:
         mcc=str(merchant.get("mcc") or ""),
         current_daily_spend_cents_after=None,
     )
+
+
+def _note(home: Path | None, card_id: str, last4: str | None) -> str | None:
+    path = card_files.existing(home, card_id)
+    return None if path is None else card_files.note(path, last4)
 
 
 def _cents(value: Any) -> int:
