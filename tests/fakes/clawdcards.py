@@ -124,6 +124,7 @@ class FakeClawdCards:
         self.requests: list[Recorded] = []
         self.rate_limited: list[Recorded] = []
         self._last: dict[str, datetime] = {}
+        self._key_made: datetime | None = None
         self._script: list[_Forced] = []
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
@@ -214,6 +215,9 @@ class FakeClawdCards:
         if request.method == "DELETE":
             self.keys.discard(request.headers["authorization"].partition(" ")[2])
             return {"revoked": True, "message": "API key revoked."}
+        if self._key_made is not None and self.clock() - self._key_made < timedelta(hours=1):
+            raise _Fail(429, "key_rate_limited", "1 key per IP per hour.")
+        self._key_made = self.clock()
         key = "sk_live_" + secrets.token_hex(16)
         self.keys.add(key)
         return {"api_key": key, "created_at": self.clock().isoformat(),

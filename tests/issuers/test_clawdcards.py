@@ -224,6 +224,26 @@ async def test_limits_while_the_key_rests_are_the_last_answer(tmp_path: Path) ->
     assert r.fake.rate_limited == []
 
 
+async def test_limits_while_the_key_rests_with_no_answer_yet_are_not_reported(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        await r.issuer.create_card(spec(), "k")
+        limits = await r.issuer.limits()
+    assert limits.per_transaction_limit_cents is None
+    assert len(r.fake.requests) == 1
+
+
+async def test_a_5xx_on_a_read_is_not_retried(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.fake.force(502, code="bad_gateway")
+        with pytest.raises(AgentCardError) as info:
+            await r.issuer.limits()
+    assert info.value.code == "issuer_unavailable"
+    assert len(r.fake.requests) == 1
+    assert r.slept == []
+
+
 async def test_a_lost_create_answer_is_not_retried_and_leaves_one_card(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         r.fake.lose_answer("POST", "/v1/cards")
@@ -351,3 +371,30 @@ async def test_server_create_card_names_the_file_and_leaks_nothing(
         assert issued.cvv not in shown
     assert fake.rate_limited == []
     assert len(fake.requests) == 1
+
+
+# -- the fake is as strict as the documentation --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, {"amount": 1, "merchant_category": "other"}, 401, "invalid_key"),
+        (None, {"amount_cents": 100, "merchant_category": "other"}, 400, "invalid_params"),
+        (None, {"amount": 1.005, "merchant_category": "other"}, 400, "invalid_params"),
+        (None, {"amount": "1.00", "merchant_category": "other"}, 400, "invalid_params"),
+        (None, {"amount": 1, "merchant_category": "cloud"}, 400, "invalid_params"),
+        (None, {"amount": 1, "merchant_category": "other", "ttl_minutes": 1441}, 400,
+         "invalid_params"),
+        (None, {"amount": 1.01, "merchant_category": "other"}, 400, "amount_exceeded"),
+    ],
+)  # fmt: skip
+async def test_the_fake_refuses_what_the_docs_do_not_allow(
+    headers: dict[str, str] | None, body: dict[str, Any], status: int, code: str
+) -> None:
+    fake = FakeClawdCards()
+    sent = INFO.auth_headers(fake.api_key) if headers is None else headers
+    async with httpx.AsyncClient(transport=fake.transport(), base_url=BASE_URL) as client:
+        response = await client.post("/v1/cards", json=body, headers=sent)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert fake.cards == {}

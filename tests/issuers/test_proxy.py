@@ -283,6 +283,8 @@ async def test_server_tools_on_proxy_leak_no_card_details(
         connect, "Pace", functools.partial(Pace, clock=lambda: clock.now.timestamp(), sleep=sleep)
     )
     fake = FakeProxy(clock=clock)
+    # The issuer acts on the create, and its answer is lost: retried with the same key.
+    fake.lose_answer("POST", f"/v1/agents/{fake.agent_id}/cards")
     settings = Settings(
         issuer="proxy", api_key=SecretStr(fake.api_key), base_url=BASE_URL, home=tmp_path,
         policy_file=PERMISSIVE_POLICY,
@@ -309,11 +311,48 @@ async def test_server_tools_on_proxy_leak_no_card_details(
     path = tmp_path / "cards" / f"{card_id}.json"
     saved = json.loads(path.read_text())
     assert str(path) in made.structured_content["note"]
-    assert texts[-2].startswith("[TextContent")
-    assert "not_supported" in texts[-2]
+    assert "not_supported:" in texts[-2]  # set_policy
     assert fake.cards[card_id]["status"] == "closed"
+    assert list(fake.cards) == [card_id]  # the lost answer made one card
+    keys = [
+        r.headers["idempotency-key"] for r in fake.sent("POST", f"/v1/agents/{fake.agent_id}/cards")
+    ]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
     audit = (tmp_path / "audit.jsonl").read_text()
     for text in [*texts, audit, caplog.text]:
         assert saved["pan"] not in text
         assert f'"cvv": "{saved["cvv"]}"' not in text
     assert fake.over_limit == []
+
+
+# -- the fake is as strict as the documentation --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("auth", "body", "status", "code"),
+    [
+        ("none", {"purpose": "x"}, 401, "missing_api_key"),
+        ("bearer", {"purpose": "x"}, 401, "missing_api_key"),
+        ("key", {"purpose": "x", "maxAmount": 50.0}, 400, "validation_failed"),
+        ("key", {"purpose": "x", "max_amount": 50}, 400, "validation_failed"),
+        ("key", {"purpose": "x", "limits": {"daily": 50}}, 400, "validation_failed"),
+        ("key", {"purpose": "x", "type": "reusable"}, 400, "parameter_invalid"),
+        ("key", {"maxAmount": 50}, 400, "parameter_missing"),
+    ],
+)
+async def test_the_fake_refuses_what_the_docs_do_not_allow(
+    auth: str, body: dict[str, Any], status: int, code: str
+) -> None:
+    fake = FakeProxy()
+    headers = {
+        "none": {},
+        "bearer": {"Authorization": f"Bearer {fake.api_key}"},
+        "key": INFO.auth_headers(fake.api_key),
+    }[auth]
+    async with httpx.AsyncClient(transport=fake.transport(), base_url=BASE_URL) as client:
+        response = await client.post(
+            f"/v1/agents/{fake.agent_id}/cards", json=body, headers=headers
+        )
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert fake.cards == {}

@@ -17,9 +17,10 @@ Translation, and what ClawdCards makes us do ourselves:
   that file. There is no endpoint to read, list, freeze or close a card (no such capability);
   the read-back after create_card reads what this process made (nothing secret is kept). A card
   ends at its first purchase or its TTL.
-- **1 request a minute per key.** Every request takes a slot of the key's ``Pace`` (retries
-  included, and a create is never retried: no Idempotency-Key is documented, so a retry could
-  make a second card). A call within the minute is ``issuer_rate_limited`` with the wait.
+- **1 request a minute per key.** Every request takes the key's one slot of the minute
+  (``Pace``) and is never retried: a retry would wait a minute, and a create has no documented
+  Idempotency-Key, so a retry could make a second card. A call within the minute is
+  ``issuer_rate_limited`` with the wait.
 - ``GET /limits`` is ``IssuerLimits`` (the last answer is reused while the key is resting);
   ``GET /transactions`` (the older API; it may be gone) is the ledger.
 """
@@ -252,11 +253,11 @@ class ClawdCardsIssuer(IssuerBase):
 
     async def limits(self) -> IssuerLimits:
         try:
-            raw = await self.http.request("GET", "/v1/limits")
+            raw = await self.http.request("GET", "/v1/limits", retry=False)
         except IssuerRateLimited:
-            if self._limits is None:
-                raise
-            return self._limits  # the last answer, while the key rests
+            # The key is resting: the last answer, or none (the day's budget does not wait).
+            log.info("clawdcards: limits not asked, the key's request this minute is used")
+            return self._limits or IssuerLimits()
         self._limits = IssuerLimits(
             cards_remaining=_int(raw.get("cards_remaining")),
             per_transaction_limit_cents=_int(raw.get("per_transaction_limit")),
@@ -278,7 +279,7 @@ class ClawdCardsIssuer(IssuerBase):
         if self._no_transactions:
             raise self.not_supported("read_ledger", Capability.LEDGER)
         try:
-            raw = await self.http.request("GET", "/v1/transactions")
+            raw = await self.http.request("GET", "/v1/transactions", retry=False)
         except NotFound:
             self._no_transactions = True  # this API version has none: never ask again
             raise NotSupported(
