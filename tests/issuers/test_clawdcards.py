@@ -147,12 +147,28 @@ async def test_an_allowlist_spanning_two_categories_is_refused_naming_them(
 
 async def test_tags_of_one_category_make_one_card_of_it(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        card = await r.issuer.create_card(spec(50, ["travel", "food"]), "k")
-        assert r.issuer.enforced_policy(spec(50, ["travel", "food"])).mcc_allowlist == (
-            card.mcc_allowlist
-        )
+        card = await r.issuer.create_card(spec(50, ["saas"]), "k")
+    assert r.fake.sent("POST", "/v1/cards")[0].body["merchant_category"] == "saas_tools"
+    assert card.mcc_allowlist == ["saas"]
+
+
+async def test_tags_covering_part_of_a_category_are_refused_naming_the_rest(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        error = await refused(r, spec(50, ["travel", "food"]))
+    assert error.code == "invalid_params"
+    assert "other" in error.message
+    assert "groceries" in error.message
+    assert r.fake.requests == []
+
+
+async def test_no_allowlist_is_the_narrower_other(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        card = await r.issuer.create_card(spec(50), "k")
     assert r.fake.sent("POST", "/v1/cards")[0].body["merchant_category"] == "other"
-    assert {"travel", "food"} <= set(card.mcc_allowlist)
+    assert "cloud" not in card.mcc_allowlist
+    assert "travel" in card.mcc_allowlist
 
 
 # -- card details --------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ Translation, and what ClawdCards makes us do ourselves:
   ``merchant_category``; ``ttl_minutes`` is 1-1440 (default 1440). The card's limit is its one
   purchase: ``per_auth_max_cents`` when given, else ``daily_limit_cents`` (``enforced_policy``).
   Our category tags map onto ClawdCards' seven categories (``CATEGORY_OF``); an allowlist that
-  spans two of them is refused naming them, and a card without one gets ``other``.
+  spans two of them is refused naming them, so is one that covers only part of a category (the
+  card would pay more merchants than asked), and a card without one gets ``other``.
 - **Details once.** The create answer carries the card's number, CVV and expiry, which can never
   be read again: they go straight to the operator's card file (card_files) and the result names
   that file. There is no endpoint to read, list, freeze or close a card (no such capability);
@@ -130,7 +131,9 @@ class ClawdCardsIssuer(IssuerBase):
     # -- translation -----------------------------------------------------------------------
 
     def category_for(self, tags: list[str]) -> str:
-        """ClawdCards' one merchant_category for our tags; tags spanning two are refused."""
+        """ClawdCards' one merchant_category for our tags: tags spanning two are refused, and
+        so are tags that leave out some of the one they map to (the card would be wider). No
+        tags (any merchant) is ``other``, which is narrower."""
         found = sorted({CATEGORY_OF[tag] for tag in tags})
         if len(found) > 1:
             by = ", ".join(f"{tag} → {CATEGORY_OF[tag]}" for tag in tags)
@@ -138,7 +141,16 @@ class ClawdCardsIssuer(IssuerBase):
                 f"a ClawdCards card has one merchant category, and mcc_allowlist maps to "
                 f"{len(found)}: {', '.join(found)} ({by}); ask for tags of one of them."
             )
-        return found[0] if found else "other"
+        category = found[0] if found else "other"
+        wider = [tag for tag in TAGS if CATEGORY_OF[tag] == category and tag not in tags]
+        if tags and wider:
+            # The card would also pay merchants the agent (and maybe the operator) left out.
+            raise InvalidParams(
+                f"ClawdCards' category {category} also admits {', '.join(wider)}, which "
+                "mcc_allowlist leaves out; ask for all of them, or for tags that map to one "
+                "category exactly (cloud, infra, data, saas), or for no mcc_allowlist."
+            )
+        return category
 
     def enforced_policy(self, spec: CardSpec) -> Policy:
         """One purchase of at most the card's amount, at merchants of its one category."""
