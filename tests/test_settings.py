@@ -285,7 +285,7 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
             "monthly_limit_cents": None,
             "monthly_spent_cents": None,
             "monthly_remaining_cents": None,
-        },  # fmt: skip
+        },
         # The built-in operator policy: the live card already commits more than its total.
         "max_active_cards": 5,
         "max_card_daily_limit_cents": 10_000,

@@ -25,6 +25,7 @@ from .errors import (
     TestModeOnly,
 )
 from .guardrails import Verdict
+from .issuers import REGISTRY
 from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
 from .models import (
@@ -121,7 +122,9 @@ class CardService:
         """Refuses, before any request, what the issuer cannot do (naming it, and what to do
         instead)."""
         if capability not in self.issuer.capabilities:
-            if capability is Capability.SIMULATE and self.issuer.mode == "live":
+            known = REGISTRY.get(self.issuer.name)
+            if known is not None and capability in known.capabilities - self.issuer.capabilities:
+                # The issuer has it, with a test key: this key is live.
                 raise TestModeOnly(f"{what} works only in test mode; {self.issuer.name} is live.")
             raise self.issuer.not_supported(what, capability)
 

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
             )
         return url
 
+    def is_embedded(self) -> bool:
+        """The configured issuer runs in this process (the sandbox), needing no key."""
+        return issuer_info(self.issuer).embedded
+
     def key_mode(self) -> Mode:
         """``test`` for a key the configured issuer documents as a test key (and the embedded
         sandbox), ``live`` for anything else: a key that may move real money."""

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import anyio
 
-from ..errors import IssuerRejected, IssuerUnavailable, NotFound
+from ..errors import AgentCardError, IssuerRejected, IssuerUnavailable, NotFound
 from ..models import Card, CardStatus, LedgerEntry, LedgerPage, LedgerTotals, Policy
 from .base import Capability, CardSpec, IssuerBase
 
@@ -170,16 +170,23 @@ class AgentCardShIssuer(IssuerBase):
     async def list_cards(self) -> list[Card]:
         raws = (await self.http.request("GET", "/v1/cards", scope=READ))["data"]
         cards: dict[int, Card] = {}
+        failed: list[AgentCardError] = []
 
         async def one(index: int, raw: dict[str, Any]) -> None:
-            if raw.get("status") == "closed":
-                cards[index] = self._card(raw, 0)  # its spend stays as the budget recorded it
-            else:
-                cards[index] = await self._with_spend(raw)
+            try:
+                cards[index] = (
+                    self._card(raw, 0)  # a closed card's spend stays as the budget recorded it
+                    if raw.get("status") == "closed"
+                    else await self._with_spend(raw)
+                )
+            except AgentCardError as exc:  # raised below as itself, not in an exception group
+                failed.append(exc)
 
         async with anyio.create_task_group() as group:
             for index, raw in enumerate(raws):
                 group.start_soon(one, index, raw)
+        if failed:
+            raise failed[0]
         return [cards[i] for i in range(len(raws))]
 
     async def _transition(self, card_id: str, action: str, done: frozenset[str]) -> Card:
