@@ -6,7 +6,7 @@ client = httpx.AsyncClient(transport=fake.transport(), base_url="http://clawd.te
 fake.force(503, code="no_cards_available")   # the next request answers this
 fake.lose_answer("POST", "/v1/cards")        # the next one acts, then its answer is lost
 fake.use(card_id, 75, "Vercel")              # a merchant charges the card (first use ends it)
-fake.rate_limited                            # requests answered 429 (a well-paced client: 0)
+fake.rate_limited                            # how many requests were answered 429
 
 - ``Authorization: Bearer <key>`` on everything but ``POST /keys``: else 401 ``invalid_key``.
 - 1 request a minute per key, every endpoint: the second within 60 s is 429 ``rate_limited``
@@ -122,7 +122,7 @@ class FakeClawdCards:
         self.older = older
         self.cards: dict[str, _Card] = {}
         self.requests: list[Recorded] = []
-        self.rate_limited: list[Recorded] = []
+        self.rate_limited = 0  # requests answered 429 (a well-paced client: 0)
         self._last: dict[str, datetime] = {}
         self._key_made: datetime | None = None
         self._script: list[_Forced] = []
@@ -189,7 +189,7 @@ class FakeClawdCards:
                 return JSONResponse(forced.body, forced.status)
             try:
                 if (request.method, request.url.path) != ("POST", "/v1/keys"):
-                    self._authenticate(request, recorded)
+                    self._authenticate(request)
                 if body is ValueError:
                     raise _Fail(400, "invalid_params", "The body is not JSON.")
                 return JSONResponse(handler(request, body))
@@ -198,14 +198,14 @@ class FakeClawdCards:
 
         return endpoint
 
-    def _authenticate(self, request: Request, recorded: Recorded) -> None:
+    def _authenticate(self, request: Request) -> None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or key not in self.keys:
             raise _Fail(401, "invalid_key", "API key is missing, malformed, or revoked.")
         now = self.clock()
         last = self._last.get(key)
         if last is not None and now - last < timedelta(minutes=1):
-            self.rate_limited.append(recorded)
+            self.rate_limited += 1
             raise _Fail(429, "rate_limited", "Too many requests. Limit: 1 request per minute.")
         self._last[key] = now
 

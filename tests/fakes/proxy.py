@@ -137,9 +137,15 @@ class FakeProxy:
         return self._transport
 
     def force(self, status: int, *, code: str = "forced", method: str | None = None,
-              path: str | None = None, retry_after: str | None = None) -> None:  # fmt: skip
+              path: str | None = None, retry_after: str | None = None, times: int = 1,
+              ) -> None:  # fmt: skip
         body = {"error": {"type": "api_error", "code": code, "message": f"forced {status}"}}
-        self._script.append((status, (body, retry_after), method, path))
+        self._script.extend([(status, (body, retry_after), method, path)] * times)
+
+    @property
+    def rate_limited(self) -> int:
+        """How many requests the issuer answered 429 of its own (a well-paced client: 0)."""
+        return len(self.over_limit)
 
     def lose_answer(self, method: str, path: str) -> None:
         self._transport.losses.append((method, path))

@@ -48,6 +48,8 @@ class Contract:
                      ) -> Any:  # fmt: skip
         use = self.uses[tool]
         supported = use.supported if supported is None else supported
+        if self.harness.clock is not None:
+            self.harness.clock.advance(seconds=self.harness.between_calls.total_seconds())
         before = self.harness.seen() if self.harness.seen else None
         code, out = await call(self.client, tool, arguments)
         if supported:
@@ -134,10 +136,10 @@ async def test_categories_are_kept_or_refused_before_any_request_never_dropped(
         contract = Contract(client, harness, mode)
         supported = Capability.CATEGORIES in contract.info.capabilities
         card = await contract.expect(
-            "create_card", {**ASKED, "mcc_allowlist": ["travel"]}, supported=supported
+            "create_card", {**ASKED, "mcc_allowlist": [harness.category]}, supported=supported
         )
     if supported:
-        assert card["mcc_allowlist"] == ["travel"]
+        assert card["mcc_allowlist"] == [harness.category]
 
 
 class LoseFirstPost(httpx.AsyncBaseTransport):
@@ -167,9 +169,11 @@ async def test_a_create_whose_answer_is_lost_after_the_issuer_acted_makes_one_ca
     with anyio.fail_after(30):
         async with connected(harness, tmp_path, monkeypatch, sleeps, transport=lossy) as client:
             code, card = await call(client, "create_card", ASKED)
-    assert code == "ok", card
+    assert code == harness.lost_create, card
     assert lossy.lost == 1
-    assert list(harness.fake.cards) == [card["id"]]
+    assert len(harness.fake.cards) == 1
+    if code == "ok":
+        assert list(harness.fake.cards) == [card["id"]]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
-from agentcard_mcp.errors import AgentCardError
+from agentcard_mcp.errors import AgentCardError, IssuerRateLimited
 from agentcard_mcp.issuers import REGISTRY, connect
 from agentcard_mcp.issuers.base import CardSpec
 from agentcard_mcp.issuers.http import IssuerHTTP
@@ -52,7 +53,7 @@ class Rig:
 
 @asynccontextmanager
 async def rig(home: Path, exposure: str = "rawPan") -> AsyncIterator[Rig]:
-    clock = FakeClock()
+    clock = FakeClock(datetime.now(UTC))
     fake = FakeProxy(clock=clock, exposure=exposure)
     slept: list[float] = []
 
@@ -60,8 +61,12 @@ async def rig(home: Path, exposure: str = "rawPan") -> AsyncIterator[Rig]:
         slept.append(seconds)
         clock.advance(seconds=seconds)
 
-    # As open_issuer makes it from the registry; the adapter makes it Proxy's bucket.
-    pace = Pace(INFO.requests_per_minute or 0, clock=lambda: clock.now.timestamp(), sleep=sleep)
+    # As open_issuer makes it from the registry (the adapter narrows it to Proxy's bucket), but
+    # waiting out any wait, on the fake clock: these tests are about what reaches the issuer.
+    pace = Pace(
+        INFO.requests_per_minute or 0, max_wait=60, clock=lambda: clock.now.timestamp(),
+        sleep=sleep,
+    )  # fmt: skip
     async with httpx.AsyncClient(
         transport=fake.transport(), base_url=BASE_URL, headers=INFO.auth_headers(fake.api_key)
     ) as client:
@@ -254,6 +259,24 @@ async def test_a_burst_of_writes_never_empties_the_issuers_buckets(tmp_path: Pat
     assert r.slept  # our pace waited, the issuer never had to say so
 
 
+async def test_an_11th_request_within_20_s_is_rate_limited_on_our_side(tmp_path: Path) -> None:
+    async with rig(tmp_path, exposure="never") as r:
+        assert r.issuer.http.pace is not None
+        r.issuer.http.pace.max_wait = 5.0  # the production default: no long waits in a call
+        card = await r.issuer.create_card(r.spec(), "k")
+        r.clock.advance(seconds=1)
+        for _ in range(3):  # POST + policy, then twice POST (409: frozen already) + card + policy
+            await r.issuer.freeze(card.id)
+        r.clock.advance(seconds=2)
+        with pytest.raises(AgentCardError) as info:  # the card is the 10th, its policy the 11th
+            await r.issuer.get_card(card.id)
+    assert info.value.code == "issuer_rate_limited"
+    assert isinstance(info.value, IssuerRateLimited)
+    assert info.value.retry_after == pytest.approx(17, abs=0.5)
+    assert len(r.fake.requests) == 10
+    assert r.fake.over_limit == []
+
+
 async def test_a_429_is_waited_out_as_it_says_and_retried_with_the_same_key(
     tmp_path: Path,
 ) -> None:
@@ -273,7 +296,7 @@ async def test_server_tools_on_proxy_leak_no_card_details(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    clock = FakeClock()
+    clock = FakeClock(datetime.now(UTC))
 
     async def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
@@ -306,6 +329,7 @@ async def test_server_tools_on_proxy_leak_no_card_details(
                                ("read_ledger", {"card_id": card_id}),
                                ("set_policy", {"card_id": card_id, "daily_limit_cents": 10}),
                                ("close_card", {"card_id": card_id})]:  # fmt: skip
+                clock.advance(seconds=21)  # an agent's pace: one call's burst at a time
                 result = await client.call_tool(tool, args)
                 texts.append(str(result.content))
     path = tmp_path / "cards" / f"{card_id}.json"

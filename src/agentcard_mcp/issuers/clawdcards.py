@@ -8,8 +8,9 @@ Translation, and what ClawdCards makes us do ourselves:
   limit (the last ``GET /limits`` figure, else the documented $100) — is ``invalid_params``
   before any request.
 - **One card, one purchase, one category.** Every card is single-use, with one
-  ``merchant_category``; ``ttl_minutes`` is 1-1440 (default 1440). The card's limit is its one
-  purchase: ``per_auth_max_cents`` when given, else ``daily_limit_cents`` (``enforced_policy``).
+  ``merchant_category``; ``ttl_minutes`` is 1-1440 (default 1440). The card's ``amount`` is its
+  one purchase: ``per_auth_max_cents`` when given, else ``daily_limit_cents``; the daily limit
+  asked for stands as well, as one purchase of the amount never passes it (``enforced_policy``).
   Our category tags map onto ClawdCards' seven categories (``CATEGORY_OF``); an allowlist that
   spans two of them is refused naming them, so is one that covers only part of a category (the
   card would pay more merchants than asked), and a card without one gets ``other``.
@@ -157,7 +158,9 @@ class ClawdCardsIssuer(IssuerBase):
         amount = spec.per_auth_max_cents or spec.daily_limit_cents
         category = self.category_for(spec.mcc_allowlist)
         tags = [tag for tag in TAGS if CATEGORY_OF[tag] == category]
-        return Policy(daily_limit_cents=amount, per_auth_max_cents=amount, mcc_allowlist=tags)
+        return Policy(
+            daily_limit_cents=spec.daily_limit_cents, per_auth_max_cents=amount, mcc_allowlist=tags
+        )
 
     def _per_transaction_limit(self) -> int:
         known = self._limits.per_transaction_limit_cents if self._limits else None
@@ -234,7 +237,7 @@ class ClawdCardsIssuer(IssuerBase):
             status="active",
             purpose=spec.purpose,
             last4=None,
-            daily_limit_cents=limit,
+            daily_limit_cents=spec.daily_limit_cents,
             per_auth_max_cents=limit,
             mcc_allowlist=policy.mcc_allowlist,
             current_daily_spend_cents=0,

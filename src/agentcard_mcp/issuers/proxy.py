@@ -14,6 +14,8 @@ Translation only:
   version does not know is shown as pending (counted by the budget as live).
 - Freezing a frozen card, or closing a closed one (409 ``card_already_*``), is the card as it
   is: both tools are idempotent.
+- Proxy meters writes by a bucket of 10 refilled 30 a minute: we send at most 10 requests in
+  any 20 s (reads included), so neither its write nor its read bucket ever runs dry.
 - Lists follow ``nextCursor`` pages of 100; transactions (authorizations; settlements repeat
   them) are the ledger.
 - A card created with ``credentialExposure: rawPan`` comes back with its number, CVV and expiry:
@@ -25,18 +27,15 @@ Translation only:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
-
-import anyio
 
 from ..errors import (
     AgentCardError,
     InvalidParams,
     IssuerAuthFailed,
-    IssuerRateLimited,
     IssuerRejected,
     IssuerUnavailable,
     NotFound,
@@ -46,7 +45,7 @@ from . import card_files
 from .base import Capability, CardSpec, ErrorOverrides, IssuerBase
 from .pacing import Pace
 
-__all__ = ["BucketPace", "ProxyIssuer"]
+__all__ = ["ProxyIssuer"]
 
 log = logging.getLogger("agentcard_mcp.issuers")
 
@@ -54,52 +53,10 @@ _STATUS: dict[str, CardStatus] = {
     "notActivated": "pending", "active": "active", "frozen": "frozen", "closed": "closed",
 }  # fmt: skip
 _PAGE = 100  # Proxy's largest page
-_BURST = 10  # Proxy's write bucket
+_BURST, _WINDOW = 10, 20.0  # Proxy's write bucket: 10, refilled in 20 s
 _MAX_PAGES = 1000  # a cursor that never ends is the issuer's bug, not a reason to spin
 # Transactions that are decisions on a purchase (a settlement repeats its authorization).
 _DECISIONS = frozenset({"authorization", "force_capture"})
-
-
-class BucketPace(Pace):
-    """Proxy's own shape of rate limit: a token bucket of ``burst`` refilled ``per_minute``.
-    Its write bucket holds 10 and refills 30 a minute (reads: 20 and 100), so pacing every
-    request by the write bucket never empties either; an 11th request in a burst waits 2 s
-    rather than the window's 20."""
-
-    def __init__(
-        self,
-        burst: int,
-        per_minute: int,
-        *,
-        max_wait: float = 5.0,
-        clock: Callable[[], float] = anyio.current_time,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-    ) -> None:
-        super().__init__(burst, 60.0, max_wait=max_wait, clock=clock, sleep=sleep)
-        self._rate = per_minute / 60.0
-        self._tokens = float(burst)
-        self._at: float | None = None
-
-    def wait_s(self) -> float:
-        now = self._clock()
-        if self._at is not None:
-            self._tokens = min(float(self.limit), self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
-
-    async def take(self, issuer: str) -> None:
-        async with self._lock:
-            wait = self.wait_s()
-            if wait > self.max_wait:
-                raise IssuerRateLimited(
-                    f"{issuer} allows bursts of {self.limit} requests, then "
-                    f"{self._rate * 60:g} a minute; retry after {wait:.0f} s.",
-                    retry_after=round(wait, 1),
-                )
-            if wait > 0:
-                await self._sleep(wait)
-                self.wait_s()
-            self._tokens -= 1
 
 
 class _AlreadyFrozen(IssuerRejected):
@@ -134,10 +91,12 @@ class ProxyIssuer(IssuerBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         pace = self.http.pace
-        if pace is not None and not isinstance(pace, BucketPace):
-            # 30 a minute in any burst could empty Proxy's write bucket (10): pace as it does.
-            self.http.pace = BucketPace(
-                _BURST, pace.limit, max_wait=pace.max_wait, clock=pace._clock, sleep=pace._sleep
+        if pace is not None and (pace.limit, pace.window) != (_BURST, _WINDOW):
+            # 30 a minute, in a burst, would empty Proxy's write bucket (it holds 10 and refills
+            # 30 a minute; reads: 20 and 100): at most 10 requests in any 20 s never empties
+            # either. Same clock and sleep as the pace it replaces.
+            self.http.pace = Pace(
+                _BURST, _WINDOW, max_wait=pace.max_wait, clock=pace._clock, sleep=pace._sleep
             )
 
     async def default_agent_id(self) -> str:
