@@ -200,16 +200,24 @@ class ClawdCardsIssuer(IssuerBase):
                 "show it again, so nobody can use it and it ends at its TTL."
             ) from exc
         details = card_files.take_details(raw.get("card") or {})
-        card = self._card_of(raw, spec, body).model_copy(update={"last4": details.last4})
-        self._cards[card.id] = card  # before the file: the budget counts the card whatever
         try:
-            path = card_files.write(
+            card = self._card_of(raw, spec, body).model_copy(update={"last4": details.last4})
+            self._cards[card.id] = card  # before the file: the budget counts the card whatever
+            path = self._save(home, card, details, body["merchant_category"])
+        finally:
+            details.clear()  # written or not, they are not kept
+        card = card.model_copy(update={"note": _note(path, card)})
+        self._cards[card.id] = card
+        return card
+
+    def _save(self, home: Path, card: Card, details: card_files.CardDetails, category: str) -> Path:
+        try:
+            return card_files.write(
                 home, card.id, self.name, details,
                 [("spending_limit_cents", card.per_auth_max_cents), ("expires_at", card.expires_at),
-                 ("merchant_category", body["merchant_category"])],
+                 ("merchant_category", category)],
             )  # fmt: skip
         except (OSError, InvalidParams) as exc:
-            details.clear()
             log.error("clawdcards: card %s made, its details not saved (%s)", card.id,
                       type(exc).__name__)  # fmt: skip
             raise IssuerUnavailable(
@@ -217,9 +225,6 @@ class ClawdCardsIssuer(IssuerBase):
                 f"{home}/cards ({type(exc).__name__}); they cannot be read again, so the "
                 "card is unusable and ends at its TTL. The operator must fix that directory."
             ) from None
-        card = card.model_copy(update={"note": _note(path, card)})
-        self._cards[card.id] = card
-        return card
 
     def _card_of(self, raw: dict[str, Any], spec: CardSpec, body: dict[str, Any]) -> Card:
         shown = raw.get("card") or {}
