@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
-from .issuers import LIVE_KEY_PREFIXES, REGISTRY, issuer_info
+from .issuers import DEFAULT_ISSUER, LIVE_KEY_PREFIXES, REGISTRY, issuer_info
 from .issuers.base import Mode
 
 __all__ = ["DEFAULT_CONSOLE_URL", "LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTCARD_", env_file=".env", extra="ignore")
 
     issuer: IssuerName = Field(
-        default="sandbox",
+        default=DEFAULT_ISSUER,
         description=f"Card issuer, one of {', '.join(REGISTRY)}; the embedded sandbox by default.",
     )
     api_key: SecretStr | None = Field(

@@ -62,11 +62,12 @@ class Contract:
         return None
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_tool_does_on_each_issuer_what_the_registry_says(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps, mode: str
 ) -> None:
     with anyio.fail_after(30):
-        async with connected(harness, tmp_path, monkeypatch, sleeps) as client:
+        async with connected(harness, tmp_path, monkeypatch, sleeps, mode) as client:
             code, limits = await call(client, "get_limits", {})
             assert code == "ok", limits
             assert limits["issuer"] == harness.issuer

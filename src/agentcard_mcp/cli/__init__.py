@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AgentCardError as exc:
             fail("agentcard-mcp sandbox", exc)
             return 2
+    if args.command == "doctor":
+        from .doctor import doctor
+
+        return doctor(args)
     if args.command == "demo":
         return sandbox.demo()
     if args.command == "console":

@@ -36,6 +36,7 @@ from .proxy import ProxyIssuer
 from .registry import TOOLS, IssuerInfo, ToolUse
 
 __all__ = [
+    "DEFAULT_ISSUER",
     "LIVE_KEY_PREFIXES",
     "REGISTRY",
     "TOOLS",
@@ -72,7 +73,7 @@ REGISTRY: dict[str, IssuerInfo] = {
     for info in (
         IssuerInfo(
             name="sandbox",
-            title="embedded AgentCard sandbox (default)",
+            title="the embedded AgentCard sandbox",
             adapter=AgentCardIssuer,
             doc="agentcard-so.md",
             default_base_url=None,  # in process, through httpx.ASGITransport
@@ -157,6 +158,10 @@ LIVE_KEY_PREFIXES: tuple[str, ...] = (
     *dict.fromkeys(p for info in REGISTRY.values() for p in info.live_key_prefixes),
     "rk_live_",
 )
+
+
+# The issuer when AGENTCARD_ISSUER is unset: the embedded sandbox, test mode, no account.
+DEFAULT_ISSUER = "sandbox"
 
 
 def issuer_info(name: str) -> IssuerInfo:

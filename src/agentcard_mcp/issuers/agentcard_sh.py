@@ -132,6 +132,18 @@ class AgentCardShIssuer(IssuerBase):
         spent = 0 if raw.get("status") == "pending_approval" else await self._spent_today(raw["id"])
         return self._card(raw, spent)
 
+    async def probe(self) -> list[str]:
+        # Each read scope once; cards:write cannot be checked without making a card.
+        cards = (await self.http.request("GET", "/v1/cards", scope=READ))["data"]
+        said = [f"{READ}: accepted ({len(cards)} card(s))"]
+        if cards:
+            await self._transactions(str(cards[0]["id"]))
+            said.append(f"{TRANSACTIONS}: accepted")
+        else:
+            said.append(f"{TRANSACTIONS}: not checked (no card to read)")
+        said.append(f"{WRITE}: not checked (that would take creating a card)")
+        return said
+
     # --- cards ---------------------------------------------------------------------------
 
     async def create_card(self, spec: CardSpec, idempotency_key: str) -> Card:

@@ -88,6 +88,7 @@ class Issuer(Protocol):
 
     def not_supported(self, what: str, capability: Capability) -> NotSupported: ...
     async def default_agent_id(self) -> str: ...
+    async def probe(self) -> list[str]: ...
     def enforced_policy(self, spec: CardSpec) -> Policy: ...
     def enforced_policy_change(self, card: Card, change: PolicyChange) -> Policy: ...
     async def create_card(self, spec: CardSpec, idempotency_key: str) -> Card: ...
@@ -156,6 +157,15 @@ class IssuerBase:
     async def default_agent_id(self) -> str:
         # Issuers without agents: every card belongs to the one the operator names, or "default".
         return self._agent_id or "default"
+
+    async def probe(self) -> list[str]:
+        """Proves the key is accepted by reading cards, never writing (``agentcard-mcp
+        doctor``, which reads ``limits`` itself first where the issuer reports them); what it
+        showed, one line each, or nothing where there is no such read. Raises the mapped
+        error when the issuer refuses."""
+        if Capability.LIST_CARDS in self.capabilities:
+            return [f"key accepted: it lists {len(await self.list_cards())} card(s)"]
+        return []
 
     def enforced_policy(self, spec: CardSpec) -> Policy:
         """The policy the issuer will actually enforce on a card made from ``spec``: what the

@@ -32,12 +32,11 @@ TEST_ONLY = frozenset({Capability.SIMULATE})
 
 # What create_card's options need, for the notes derived from capabilities.
 _CREATE_OPTIONS = (
-    (Capability.DAILY_LIMIT, "daily limit enforced by the issuer",
-     "daily limit kept by our budget only"),
+    (Capability.DAILY_LIMIT, None, "daily limit kept by our budget, not the issuer"),
     (Capability.CATEGORIES, "mcc_allowlist", "no mcc_allowlist"),
-    (Capability.SINGLE_USE, "single_use", None),
-    (Capability.TTL, "ttl_minutes", None),
-)  # fmt: skip
+    (Capability.SINGLE_USE, "single_use", "no single_use"),
+    (Capability.TTL, "ttl_minutes", "no ttl_minutes"),
+)
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ class IssuerInfo:
             yes if capability in self.capabilities else no
             for capability, yes, no in _CREATE_OPTIONS
         ]
-        return ", ".join(s for s in said if s)
+        return "; ".join(s for s in said if s)
 
     def tool_uses(self, mode: Mode = "test") -> list[ToolUse]:
         return [self.tool_use(tool, capability, mode) for tool, capability in TOOLS]
