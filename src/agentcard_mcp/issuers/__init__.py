@@ -125,7 +125,8 @@ REGISTRY: dict[str, IssuerInfo] = {
             capabilities=_CLAWDCARDS,
             notes={
                 "create_card": "single-use, one merchant category, ttl_minutes 1-1440, at most "
-                "the per-transaction limit; the card's details go to <home>/cards/<id>.json",
+                "the per-transaction limit; its details go to the operator's card file "
+                "(AGENTCARD_HOME/cards/)",
                 "get_limits": "with ClawdCards' monthly limit and card pool",
                 "read_ledger": "its transactions, where the API still has them",
             },
@@ -144,7 +145,8 @@ REGISTRY: dict[str, IssuerInfo] = {
             capabilities=_PROXY,
             notes={
                 "create_card": "single or multi use, per-purchase and daily limits, no "
-                "mcc_allowlist; rawPan details go to <home>/cards/<id>.json",
+                "mcc_allowlist; rawPan details go to the operator's card file "
+                "(AGENTCARD_HOME/cards/)",
                 "read_ledger": "per card (its authorizations)",
             },
         ),
