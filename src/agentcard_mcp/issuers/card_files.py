@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParams
+from ..home import UnsafeHome
 
 __all__ = [
     "SENSITIVE_FIELDS",
@@ -131,19 +132,21 @@ def take_details(raw: dict[str, Any], last4: str | None = None) -> CardDetails:
 
 
 def check_dir(home: Path) -> Path:
-    """``<home>/cards``, created 0700 if missing; refused (``invalid_params``, naming the path)
-    when it is a symbolic link, not a directory, not ours, or open to other users."""
+    """``<home>/cards``, created 0700 if missing; refused (``home.UnsafeHome``: invalid_params
+    naming the path) when it is a symbolic link, not a directory, not ours, or open to others."""
     directory = home / "cards"
     with contextlib.suppress(FileExistsError):  # a link or a file in its place: refused below
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = directory.lstat()
     if stat.S_ISLNK(info.st_mode):
-        raise InvalidParams(f"{directory} is a symbolic link; card files are never written "
-                            "through one. Make it a real directory (mode 0700).")  # fmt: skip
+        raise UnsafeHome(
+            f"{directory} is a symbolic link; card files are never written through one. Make "
+            "it a real directory (mode 0700)."
+        )
     if not stat.S_ISDIR(info.st_mode):
-        raise InvalidParams(f"{directory} is not a directory; card files go there.")
+        raise UnsafeHome(f"{directory} is not a directory; card files go there.")
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise InvalidParams(
+        raise UnsafeHome(
             f"{directory} must belong to this user with mode 0700 (it holds card details); "
             f"fix it with: chmod 700 {directory}"
         )
