@@ -228,6 +228,28 @@ async def test_a_second_call_within_the_minute_is_rate_limited_with_the_wait(
     assert r.fake.rate_limited == 0
 
 
+async def test_concurrent_creates_send_one_request_the_others_are_told_to_wait(
+    tmp_path: Path,
+) -> None:
+    outcomes: list[str] = []
+    async with rig(tmp_path) as r:
+
+        async def create(n: int) -> None:
+            try:
+                await r.issuer.create_card(spec(), f"k{n}")
+                outcomes.append("ok")
+            except AgentCardError as exc:
+                outcomes.append(exc.code)
+
+        async with anyio.create_task_group() as group:
+            for n in range(5):
+                group.start_soon(create, n)
+    assert sorted(outcomes) == ["issuer_rate_limited"] * 4 + ["ok"]
+    assert len(r.fake.requests) == 1
+    assert len(r.fake.cards) == 1
+    assert r.fake.rate_limited == 0
+
+
 async def test_limits_while_the_key_rests_are_the_last_answer(tmp_path: Path) -> None:
     async with rig(tmp_path, older=True) as r:
         first = await r.issuer.limits()
