@@ -158,34 +158,39 @@ class ProxyIssuer(IssuerBase):
             card_files.check_dir(self.home)  # a bad home fails before a card exists
         raw = await self.http.request(
             "POST", f"/v1/agents/{spec.agent_id}/cards", json=body,
-            idempotency_key=idempotency_key, scope="cards:write",
+            idempotency_key=idempotency_key,
         )  # fmt: skip
         details = card_files.take_details(raw, raw.get("last4"))
-        card = self._card(raw)
-        if not details.has_number:  # not a rawPan card: its expiry alone is simply dropped
-            details.clear()
-            return card
-        path = await self._save(card, details)
+        try:
+            card = self._card(raw)
+            if not details.has_number:  # not a rawPan card: an expiry alone opens nothing
+                return card
+            path = await self._save(card, details)
+        finally:
+            details.clear()  # written or not, they are not kept
         return card.model_copy(update={"note": card_files.note(path, card.last4)})
 
     async def _save(self, card: Card, details: card_files.CardDetails) -> Path:
+        """The card file written; else the card is closed, so that nobody holds a card whose
+        details only the issuer has seen."""
         try:
             if self.home is None:
                 raise InvalidParams("no home directory for card files")
             return card_files.write(self.home, card.id, self.name, details)
         except (OSError, InvalidParams) as exc:
-            details.clear()
-            log.error("proxy: card %s made, its details not saved (%s); closing it", card.id,
-                      type(exc).__name__)  # fmt: skip
-            closed = "it has been closed"
-            try:
-                await self.http.request("POST", f"/v1/cards/{card.id}/close")
-            except AgentCardError as failed:
-                closed = f"closing it failed too ({failed.code}); close it in the dashboard"
-            raise IssuerRejected(
-                f"Proxy returned the details of card {card.id}, but they could not be written "
-                f"to the operator's card file ({type(exc).__name__}); {closed}."
+            why = type(exc).__name__
+        log.error("proxy: card %s made, its details not saved (%s); closing it", card.id, why)
+        said = f"Proxy returned the details of card {card.id}, but they could not be written "
+        try:
+            await self.http.request("POST", f"/v1/cards/{card.id}/close")
+        except AgentCardError as failed:
+            # The card may still be live: an outcome the budget keeps counting until it is
+            # reconciled with the issuer.
+            raise IssuerUnavailable(
+                f"{said}to the operator's card file ({why}), and closing it failed too "
+                f"({failed.code}); the operator must close it in the Proxy dashboard."
             ) from None
+        raise IssuerRejected(f"{said}to the operator's card file ({why}); it has been closed.")
 
     async def get_card(self, card_id: str) -> Card:
         raw = await self.http.request("GET", f"/v1/cards/{card_id}")
