@@ -36,10 +36,15 @@ def doctor(args: argparse.Namespace) -> int:
     except AgentCardError as exc:
         fail(PREFIX, exc)
         return BAD_CONFIG
+    root = logging.getLogger()
+    level = root.level
     if settings.log_level != "DEBUG":
         # The report is the output; retry chatter would bury its one line of failure.
-        logging.getLogger().setLevel(logging.ERROR)
-    return anyio.run(run_doctor, settings, sys.stdout, sys.stderr)
+        root.setLevel(logging.ERROR)
+    try:
+        return anyio.run(run_doctor, settings, sys.stdout, sys.stderr)
+    finally:
+        root.setLevel(level)
 
 
 async def run_doctor(
