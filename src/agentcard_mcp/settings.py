@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidParams, NotSupported
+from .home import ensure_home
 from .issuers import DEFAULT_ISSUER, LIVE_KEY_PREFIXES, REGISTRY, issuer_info
 from .issuers.base import Mode
 
@@ -76,9 +77,9 @@ class Settings(BaseSettings):
         raise ValueError("must be exactly 1 to allow live keys (or 0, or unset)")
 
     def ensure_home(self) -> Path:
-        """The home directory, created private to this user if it does not exist yet."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return self.home
+        """The home directory, created private to this user if it does not exist yet; refused
+        (``home.UnsafeHome``) if another user could change it or the files in it."""
+        return ensure_home(self.home)
 
     @property
     def sandbox_db(self) -> Path:

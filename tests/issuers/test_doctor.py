@@ -131,3 +131,16 @@ async def test_a_refused_key_exits_1_with_one_line_naming_the_issuer(tmp_path: P
     assert line.startswith("agentcard-mcp doctor: agentcard-sh: issuer_auth_failed: ")
     assert "Traceback" not in out.getvalue() + err.getvalue()
     assert "ak_wrong_key" not in out.getvalue() + err.getvalue()
+
+
+def test_a_home_others_can_write_exits_2_as_for_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    assert main(["doctor"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("agentcard-mcp doctor: ")
+    assert str(home) in line
+    assert list(home.iterdir()) == []

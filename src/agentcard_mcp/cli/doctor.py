@@ -4,7 +4,7 @@ what each tool will do on it (the registry's column for it, as in the README).
 
 Exit 0 when all is well, 1 when the issuer refuses or cannot be reached (one line on stderr, no
 traceback), 2 when the configuration itself is wrong (an unknown issuer, a missing key, a live
-key without AGENTCARD_LIVE=1).
+key without AGENTCARD_LIVE=1, a home or policy file others could change, a bad policy).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 
 from ..errors import AgentCardError
 from ..issuers import Capability, IssuerLimits, issuer_info
+from ..policy import load_policy
 from ..redaction import redact_text
 from ..settings import Settings, load_settings
 from .common import fail
@@ -33,6 +34,8 @@ def doctor(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         settings.check()
+        # The home and the policy, as every command checks them (reading only).
+        load_policy(settings.policy_file, settings.home)
     except AgentCardError as exc:
         fail(PREFIX, exc)
         return BAD_CONFIG
