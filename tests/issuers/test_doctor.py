@@ -5,7 +5,9 @@ reach (one line, no traceback), 2 when the configuration is wrong."""
 from __future__ import annotations
 
 import io
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,17 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AGENTCARD_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """``main`` configures logging for its process; the next tests get theirs back."""
+    root, quiet = logging.getLogger(), logging.getLogger("httpx")
+    handlers, levels = list(root.handlers), (root.level, quiet.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    quiet.setLevel(levels[1])
 
 
 def tool_lines(report: str) -> dict[str, str]:
@@ -118,3 +131,16 @@ async def test_a_refused_key_exits_1_with_one_line_naming_the_issuer(tmp_path: P
     assert line.startswith("agentcard-mcp doctor: agentcard-sh: issuer_auth_failed: ")
     assert "Traceback" not in out.getvalue() + err.getvalue()
     assert "ak_wrong_key" not in out.getvalue() + err.getvalue()
+
+
+def test_a_home_others_can_write_exits_2_as_for_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    assert main(["doctor"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("agentcard-mcp doctor: ")
+    assert str(home) in line
+    assert list(home.iterdir()) == []

@@ -4,7 +4,7 @@ what each tool will do on it (the registry's column for it, as in the README).
 
 Exit 0 when all is well, 1 when the issuer refuses or cannot be reached (one line on stderr, no
 traceback), 2 when the configuration itself is wrong (an unknown issuer, a missing key, a live
-key without AGENTCARD_LIVE=1).
+key without AGENTCARD_LIVE=1, a home or policy file others could change, a bad policy).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 
 from ..errors import AgentCardError
 from ..issuers import Capability, IssuerLimits, issuer_info
+from ..policy import load_policy
 from ..redaction import redact_text
 from ..settings import Settings, load_settings
 from .common import fail
@@ -33,13 +34,20 @@ def doctor(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         settings.check()
+        # The home and the policy, as every command checks them (reading only).
+        load_policy(settings.policy_file, settings.home)
     except AgentCardError as exc:
         fail(PREFIX, exc)
         return BAD_CONFIG
+    root = logging.getLogger()
+    level = root.level
     if settings.log_level != "DEBUG":
         # The report is the output; retry chatter would bury its one line of failure.
-        logging.getLogger().setLevel(logging.ERROR)
-    return anyio.run(run_doctor, settings, sys.stdout, sys.stderr)
+        root.setLevel(logging.ERROR)
+    try:
+        return anyio.run(run_doctor, settings, sys.stdout, sys.stderr)
+    finally:
+        root.setLevel(level)
 
 
 async def run_doctor(

@@ -9,8 +9,9 @@ How to add an issuer
 1. Write ``issuers/<name>.py``: a class subclassing ``IssuerBase`` (issuers/base.py) that
    overrides only what the issuer can do — every method left alone refuses with
    ``not_supported`` naming the issuer, before any request. Set ``instead`` (what to do
-   instead, by method name) and ``error_overrides`` (``(status, issuer code) → (error class,
-   what to do next)``, e.g. ``(403, "limit_exceeded"): (IssuerRejected, "...")``). Override
+   instead, keyed by ``Capability`` value) and ``error_overrides`` (``(status, issuer code)
+   → (error class, what to do next)``, e.g. ``(403, "limit_exceeded"): (IssuerRejected,
+   "...")``); override ``probe`` for a key check that reads more than the card list. Override
    ``enforced_policy`` / ``enforced_policy_change`` when the issuer enforces less (or other)
    than asked, so the read-back compares against what it really enforces, and ``limits`` to
    return a typed ``IssuerLimits``. Translate only: amounts in integer cents ⇄ the issuer's

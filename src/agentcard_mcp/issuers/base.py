@@ -86,7 +86,7 @@ class Issuer(Protocol):
     mode: Mode
     capabilities: frozenset[Capability]
 
-    def not_supported(self, what: str, capability: Capability) -> NotSupported: ...
+    def not_supported(self, what: str, capability: Capability | str) -> NotSupported: ...
     async def default_agent_id(self) -> str: ...
     async def probe(self) -> list[str]: ...
     def enforced_policy(self, spec: CardSpec) -> Policy: ...
@@ -146,7 +146,7 @@ class IssuerBase:
         # (card files); None where nothing is kept.
         self.home = home
 
-    def not_supported(self, what: str, capability: Capability) -> NotSupported:
+    def not_supported(self, what: str, capability: Capability | str) -> NotSupported:
         """The refusal of ``what`` (needing ``capability``): names the issuer and what to do."""
         advice = self.instead.get(
             capability, "the operator can switch AGENTCARD_ISSUER to an issuer that has it "

@@ -40,6 +40,14 @@ class Pace:
         self._sent: deque[float] = deque()  # when each of the last ``limit`` requests went
         self._lock = anyio.Lock()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
+    def sleep(self) -> Callable[[float], Awaitable[None]]:
+        return self._sleep
+
     def wait_s(self) -> float:
         """How long until a slot is free (0: now)."""
         now = self._clock()
