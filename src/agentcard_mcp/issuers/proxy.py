@@ -96,7 +96,7 @@ class ProxyIssuer(IssuerBase):
             # 30 a minute; reads: 20 and 100): at most 10 requests in any 20 s never empties
             # either. Same clock and sleep as the pace it replaces.
             self.http.pace = Pace(
-                _BURST, _WINDOW, max_wait=pace.max_wait, clock=pace._clock, sleep=pace._sleep
+                _BURST, _WINDOW, max_wait=pace.max_wait, clock=pace.clock, sleep=pace.sleep
             )
 
     async def default_agent_id(self) -> str:
