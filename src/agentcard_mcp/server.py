@@ -29,7 +29,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__, consent, elicit, policy
+from . import __version__, consent, elicit, policy, scopes
 from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
@@ -48,6 +48,7 @@ from .models import (
     Cents,
     CloseCard,
     CreateCard,
+    IdempotencyKey,
     LedgerPage,
     Limits,
     Purpose,
@@ -146,7 +147,7 @@ def _describe(error: ValidationError) -> str:
 
 class CardServer(MCPServer[None]):
     async def list_tools(self) -> list[MCPTool]:
-        tools = await super().list_tools()
+        tools = scopes.offered(await super().list_tools())  # only what the caller may call
         return [
             tool.model_copy(
                 update={
@@ -177,13 +178,14 @@ class CardServer(MCPServer[None]):
         started = time.perf_counter()
         outcome = "internal_error"
         try:
+            scopes.check(name)  # a cards:read key's write call: a JSON-RPC error it can read
             result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
                 entry.card_id = (result.structured_content or {}).get("id")
             return result
         except MCPError as exc:
-            outcome = "protocol_error"
+            outcome = "protocol_error" if scopes.allows(name) else "insufficient_scope"
             _mask_protocol_error(exc)
             raise
         except Exception as exc:
@@ -512,9 +514,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = None,
         single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[OptionalId, Field(description="Issuer agent (default: yours)")] = "",
-        idempotency_key: Annotated[
-            str, StringConstraints(max_length=255), Field(description="Same key = safe retry")
-        ] = "",
+        idempotency_key: Annotated[IdempotencyKey, Field(description="Same key = safe retry")] = "",
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:

@@ -59,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
-    from ..http_app import HttpOptions, serve_http
+    from ..http.app import HttpOptions, serve_http
 
     options = HttpOptions(
         transport=args.transport,
