@@ -19,6 +19,7 @@ from mcp.types import TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams, NotSupported
+from agentcard_mcp.issuers import REGISTRY
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings, load_settings
 
@@ -199,7 +200,7 @@ def test_agentcard_without_a_key_is_refused() -> None:
     assert "AGENTCARD_API_KEY" in str(refused.value)
 
 
-@pytest.mark.parametrize("issuer", ["clawdcards", "proxy", "agentcard-sh"])
+@pytest.mark.parametrize("issuer", [n for n, i in REGISTRY.items() if i.adapter is None])
 def test_issuers_not_yet_available_are_not_supported(issuer: Any) -> None:
     settings = Settings(issuer=issuer, api_key=SecretStr("sk_test_abc"))
     with pytest.raises(NotSupported) as refused:
@@ -296,8 +297,8 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         # The active card its daily limit, the frozen one what it spent today (DESIGN §5).
         "committed_daily_cents": 53_000,
         "spent_today_cents": 15_000,
-        "issuer_card_limit": 25,
-        "issuer_cards_remaining": 23,
+        # What the issuer does not report is left out.
+        "issuer_limits": {"card_limit": 25, "cards_remaining": 23},
         # The built-in operator policy: the live card already commits more than its total.
         "max_active_cards": 5,
         "max_card_daily_limit_cents": 10_000,

@@ -108,7 +108,7 @@ async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
             "the demo creates cards and test purchases; it never runs on a live key."
         )
     with tempfile.TemporaryDirectory(prefix="agentcard-demo-") as scratch:
-        if configured.issuer == "sandbox":
+        if configured.is_embedded():
             # A fresh sandbox under the built-in operator policy, whatever the local one says.
             configured = configured.model_copy(update={"home": Path(scratch), "policy_file": None})
         async with Client(create_server(configured)) as client:

@@ -29,6 +29,7 @@ __all__ = [
     "CreateCard",
     "Decision",
     "IdempotencyKey",
+    "IssuerLimits",
     "LedgerEntry",
     "LedgerPage",
     "LedgerTotals",
@@ -130,8 +131,9 @@ class Card(_Model):
     single_use: bool
     expires_at: str | None = None
     created_at: str | None = None
-    # What the call changed beyond what was asked, and why (set_policy lowering the
-    # per-purchase limit with the daily one); left out when nothing was.
+    # What to know beyond what was asked: what the call changed and why (set_policy lowering
+    # the per-purchase limit with the daily one), or what the issuer needs (a human must
+    # approve the card there; where its details were saved); left out when nothing.
     note: str | None = None
 
 
@@ -179,6 +181,16 @@ class Authorization(_Model):
     decided_at: str
 
 
+# What the issuer itself reports of its limits (None: it reports no such figure). Cents.
+class IssuerLimits(_Model):
+    card_limit: int | None = None  # cards the account may hold
+    cards_remaining: int | None = None  # cards it may still make
+    per_transaction_limit_cents: int | None = None
+    monthly_limit_cents: int | None = None
+    monthly_spent_cents: int | None = None
+    monthly_remaining_cents: int | None = None
+
+
 # What the agent may still do today, and what the issuer itself reports.
 class Limits(_Model):
     issuer: str
@@ -194,8 +206,7 @@ class Limits(_Model):
     require_approval_above_cents: int
     spent_today_cents: int
     pending_approvals: list[str]
-    issuer_card_limit: int | None = None
-    issuer_cards_remaining: int | None = None
+    issuer_limits: IssuerLimits  # what the issuer itself reports, where it does
 
 
 # --- what a write tool asks for -------------------------------------------------------------

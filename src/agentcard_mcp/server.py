@@ -505,7 +505,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
 
     @server.tool(annotations=_write(idempotent=False))
     async def create_card(
-        purpose: Annotated[Purpose, Field(description="What the card is for")],
+        purpose: Purpose,
         daily_limit_cents: Annotated[Cents, Field(description="Per UTC day")],
         per_auth_max_cents: Annotated[
             Cents | None, Field(description="Per purchase (default: daily limit)")
@@ -574,10 +574,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_write(idempotent=True))
     async def set_policy(
         card_id: CardId,
-        daily_limit_cents: Annotated[Cents | None, Field(description="New daily limit")] = None,
-        per_auth_max_cents: Annotated[
-            Cents | None, Field(description="New per-purchase max")
-        ] = None,
+        daily_limit_cents: Cents | None = None,
+        per_auth_max_cents: Cents | None = None,
         mcc_allowlist: Annotated[
             Categories | None, Field(description="New categories ([] = any)")
         ] = None,
@@ -625,8 +623,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_write(idempotent=False))
     async def simulate_purchase(
         card_id: CardId,
-        amount_cents: Annotated[Cents, Field(description="Amount")],
-        merchant: Annotated[Merchant, Field(description="Merchant name")],
+        amount_cents: Cents,
+        merchant: Merchant,
         mcc: Annotated[Category, Field(description="Merchant category tag or 4-digit MCC")],
     ) -> Authorization:
         """Test mode: a merchant charges the card amount_cents; approved or not, and why."""

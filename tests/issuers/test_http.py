@@ -21,7 +21,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import AgentCardError, IssuerRateLimited
-from agentcard_mcp.issuers import connect
+from agentcard_mcp.issuers import REGISTRY, connect
 from agentcard_mcp.issuers.agentcard import AgentCardIssuer
 from agentcard_mcp.issuers.base import CardSpec, PolicyChange
 from agentcard_mcp.issuers.http import IssuerHTTP
@@ -515,7 +515,9 @@ async def test_adapter_keys_only_writes_each_with_its_own_key(
     fake: FakeAgentCard, sleeps: Sleeps
 ) -> None:
     async with open_http(fake, sleeps) as http:
-        issuer = AgentCardIssuer(http, name="agentcard", mode="test")
+        issuer = AgentCardIssuer(
+            http, name="agentcard", mode="test", capabilities=REGISTRY["agentcard"].capabilities
+        )
         spec = CardSpec(await issuer.default_agent_id(), "ads", 5000, None, [])
         card = await issuer.create_card(spec, "create-key-1")
         await issuer.get_card(card.id)
@@ -525,7 +527,7 @@ async def test_adapter_keys_only_writes_each_with_its_own_key(
         await issuer.set_policy(card.id, PolicyChange(daily_limit_cents=6000))
         await issuer.simulate(card.id, 100, "Shop", "saas")
         await issuer.ledger(card_id=card.id, agent_id=None, limit=10, cursor=None, decision=None)
-        await issuer.usage()
+        await issuer.limits()
         await issuer.close(card.id)
     reads = [r for r in fake.requests if r.method == "GET"]
     writes = [r for r in fake.requests if r.method != "GET"]

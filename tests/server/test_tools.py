@@ -166,9 +166,10 @@ async def test_get_limits_on_a_fresh_sandbox_reports_test_mode_and_no_cards(agen
     assert limits["active_cards"] == 0
     assert limits["committed_daily_cents"] == 0
     assert limits["spent_today_cents"] == 0
-    assert isinstance(limits["issuer_card_limit"], int)
-    assert limits["issuer_card_limit"] > 0
-    assert limits["issuer_cards_remaining"] == limits["issuer_card_limit"]
+    reported = limits["issuer_limits"]
+    assert isinstance(reported["card_limit"], int)
+    assert reported["card_limit"] > 0
+    assert reported["cards_remaining"] == reported["card_limit"]
 
 
 async def test_get_limits_counts_active_cards_their_daily_budget_and_todays_spend(
@@ -186,7 +187,8 @@ async def test_get_limits_counts_active_cards_their_daily_budget_and_todays_spen
     assert limits["active_cards"] == 2
     assert limits["committed_daily_cents"] == 7000
     assert limits["spent_today_cents"] == 700
-    assert limits["issuer_cards_remaining"] == limits["issuer_card_limit"] - 3
+    reported = limits["issuer_limits"]
+    assert reported["cards_remaining"] == reported["card_limit"] - 3
 
 
 # create_card

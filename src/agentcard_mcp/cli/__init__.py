@@ -52,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
         except AgentCardError as exc:
             fail("agentcard-mcp sandbox", exc)
             return 2
+    if args.command == "doctor":
+        from .doctor import doctor
+
+        return doctor(args)
     if args.command == "demo":
         return sandbox.demo()
     if args.command == "console":

@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=8766, help="port (default 8766; 0 picks one)"
     )
 
+    commands.add_parser(
+        "doctor",
+        help="check the configured issuer (key, mode, capabilities, limits) and say what each "
+        "tool does on it; creates nothing",
+        description="Check the configured issuer without creating anything: the settings, the "
+        "API key (by reading), test or live mode, its capabilities and its own limits; then "
+        "print what each tool will do on it. Exit 0: ready; 1: the issuer refused or could not "
+        "be reached; 2: the configuration is wrong.",
+    )
+
     keys = commands.add_parser(
         "keys",
         help="API keys for the HTTP transports: create, list, revoke",
