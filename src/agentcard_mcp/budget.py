@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import socket
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -78,6 +79,27 @@ def _no_check(_: DayTotals, __: CardRecord | None) -> None:
     return None
 
 
+class SeenSpend:
+    """The highest (day, spend) this process has handed the store for each card, the most
+    recently seen ``LIMIT`` cards only: memory stays bounded however many cards there were."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._spend: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    def is_news(self, record: CardRecord) -> bool:
+        seen = self._spend.get(record.card_id)
+        return seen is None or (record.spent_day, record.spent_cents) > seen
+
+    def remember(self, records: list[CardRecord]) -> None:
+        for record in records:
+            self._spend[record.card_id] = (record.spent_day, record.spent_cents)
+            self._spend.move_to_end(record.card_id)
+        while len(self._spend) > self.LIMIT:
+            self._spend.popitem(last=False)
+
+
 class Budget:
     def __init__(
         self,
@@ -96,6 +118,7 @@ class Budget:
         self._host = socket.gethostname()
         self.owner = f"{self._host}:{os.getpid()}:{secrets.token_hex(4)}"
         self._synced = False
+        self._seen = SeenSpend()
 
     def now(self) -> datetime:
         return self._clock().astimezone(UTC)
@@ -107,9 +130,15 @@ class Budget:
         return await self.store.totals(self.today(), exclude=exclude)
 
     async def observe(self, *cards: Card) -> None:
-        """Cards as the issuer reported them on a read (see ``BudgetStore.observe``)."""
+        """Cards as the issuer reported them on a read (see ``BudgetStore.observe``). A read
+        that shows no more spend than this process already handed the store is not written
+        again: the store's record of a card only ever grows and is never deleted, so it
+        already holds at least that, and every get_card is spared a write transaction."""
         day = self.today()
-        await self.store.observe([record_of(card, day) for card in cards])
+        news = [r for r in (record_of(card, day) for card in cards) if self._seen.is_news(r)]
+        if news:
+            await self.store.observe(news)
+            self._seen.remember(news)
 
     async def refresh_spend(self, issuer: Issuer) -> None:
         """Today's spend of every active card as the issuer reports it now (purchases happen
