@@ -10,6 +10,12 @@
     400 → invalid_params       401, 403 → issuer_auth_failed   404 → not_found
     409 → idempotency_conflict 422, other 4xx → issuer_rejected 429 → issuer_rate_limited
     5xx, transport errors, a 409 still in flight, a 2xx that is not JSON → issuer_unavailable
+
+- Within the call's deadline (``deadline``): an attempt starts only with at least
+  ``min_attempt_s`` left, a backoff or ``Retry-After`` is waited out only if an attempt still
+  fits after it, and every httpx timeout is capped at the time left. Each error names the
+  issuer's host (never the full base URL, which may carry credentials). A write that may have
+  reached the issuer is noted on the call, so the agent is told to look before it retries.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
 import httpx
 
+from .. import deadline as call_deadline
+from ..deadline import CallDeadline, DeadlineExceeded
 from ..errors import (
     AgentCardError,
     IdempotencyConflict,
@@ -41,6 +48,8 @@ log = logging.getLogger("agentcard_mcp.issuers")
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # Codes an issuer uses for "a request with this key is still being processed" (Stripe's words).
 _IN_FLIGHT_CODES = frozenset({"idempotency_key_in_use", "request_in_progress", "lock_timeout"})
+# Transport errors raised before a request left: it cannot have reached the issuer.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def new_idempotency_key() -> str:
@@ -67,6 +76,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _host(url: httpx.URL) -> str:
+    """Where the issuer is, for an error text: host and port only."""
+    return f"{url.host}:{url.port}" if url.port else url.host
 
 
 def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
@@ -99,12 +113,15 @@ def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
         hint = f" Retry after {after:g} s." if after is not None else " Retry later."
         return IssuerRateLimited(f"{said}.{hint}", retry_after=after)
     if status >= 500:
-        return IssuerUnavailable(f"{said}. The issuer is having trouble; retry later.")
+        return IssuerUnavailable(
+            f"{said} (at {_host(response.request.url)}). The issuer is having trouble; retry later."
+        )
     return IssuerRejected(f"{said}.")
 
 
 class IssuerHTTP:
-    """Sends requests to one issuer through a shared ``httpx.AsyncClient``."""
+    """Sends requests to one issuer through a shared ``httpx.AsyncClient``. ``sleep`` waits
+    between attempts (default: the call deadline's timer, else real time)."""
 
     def __init__(
         self,
@@ -114,14 +131,21 @@ class IssuerHTTP:
         max_attempts: int = 4,
         base_delay: float = 0.2,
         max_delay: float = 5.0,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        min_attempt_s: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.issuer = issuer
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.min_attempt_s = min_attempt_s
         self._sleep = sleep
+
+    @property
+    def where(self) -> str:
+        """The issuer and its host, as error texts name them."""
+        return f"{self.issuer} at {_host(self.client.base_url)}"
 
     async def request(
         self,
@@ -134,28 +158,87 @@ class IssuerHTTP:
     ) -> Any:
         """The decoded JSON body of a 2xx answer, after retries; else the mapped error."""
         headers = {}
-        if method in _WRITES:
+        write = method in _WRITES
+        if write:
             headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        deadline = call_deadline.current()
+        maybe_sent = False  # a write may have reached the issuer: its outcome is unknown
         for attempt in range(1, self.max_attempts + 1):
             last = attempt == self.max_attempts
+            self._check_time(deadline, None)
             try:
-                response = await self.client.request(
-                    method, path, json=json, params=params, headers=headers
+                response = await self._send(
+                    deadline, write, method, path, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
+                maybe_sent = maybe_sent or (write and not isinstance(exc, _NOT_SENT))
+                why = f"{type(exc).__name__}, {attempt} attempt{'s' if attempt > 1 else ''}"
                 if last:
-                    raise IssuerUnavailable(
-                        f"could not reach {self.issuer} ({type(exc).__name__}); retry later."
-                    ) from exc
-                await self._backoff(attempt, None, f"{type(exc).__name__}")
+                    raise self._unreachable(maybe_sent, why) from exc
+                backoff = self._jittered(attempt)
+                self._check_time(deadline, backoff, why, exc)
+                await self._backoff(attempt, backoff, type(exc).__name__)
                 continue
             if response.is_success:
                 return self._decode(response)
             delay = self._retry_delay(response, attempt)
-            if last or delay is None:
+            if last or delay is None or not self._fits(deadline, delay):
                 raise error_for_status(self.issuer, response)
             await self._backoff(attempt, delay, str(response.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, deadline: CallDeadline | None, write: bool, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One attempt, its timeouts capped at the call's time left; a write that may have left
+        is noted on the call (one refused at connect cannot have reached the issuer)."""
+        if deadline is None:
+            return await self.client.request(method, path, **kwargs)
+        deadline.host = _host(self.client.base_url)
+        wrote_before = deadline.wrote
+        deadline.wrote = wrote_before or write
+        timeout = _capped(self.client.timeout, deadline.remaining())
+        try:
+            return await self.client.request(method, path, timeout=timeout, **kwargs)
+        except _NOT_SENT:
+            deadline.wrote = wrote_before
+            raise
+
+    def _fits(self, deadline: CallDeadline | None, wait: float) -> bool:
+        """Whether an attempt still fits in the call's time after waiting ``wait``: at least
+        ``min_attempt_s`` (or a tenth of a shorter deadline) must be left for it."""
+        if deadline is None:
+            return True
+        attempt = min(self.min_attempt_s, deadline.seconds / 10)
+        return wait + attempt <= deadline.remaining()
+
+    def _check_time(
+        self,
+        deadline: CallDeadline | None,
+        wait: float | None,
+        why: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        """Refuses to start (or wait for) an attempt that cannot finish before the deadline."""
+        if deadline is None or self._fits(deadline, wait or 0.0):
+            return
+        seconds = f"{deadline.seconds:g} s"
+        if why:
+            error = DeadlineExceeded(
+                f"no answer from {self.where} ({why}) within this call's {seconds} deadline."
+            )
+        else:
+            error = DeadlineExceeded(
+                f"this call's {seconds} deadline left no time for another request to {self.where}."
+            )
+        raise error from cause
+
+    def _unreachable(self, maybe_sent: bool, why: str) -> Exception:
+        if maybe_sent:
+            return IssuerUnavailable(
+                f"no answer from {self.where} ({why}); the request may have reached it."
+            )
+        return IssuerUnavailable(f"could not reach {self.where} ({why}); retry later.")
 
     def _decode(self, response: httpx.Response) -> Any:
         if not response.content:
@@ -164,7 +247,7 @@ class IssuerHTTP:
             return response.json()
         except ValueError as exc:  # a proxy or captive portal answering for the issuer
             raise IssuerUnavailable(
-                f"{self.issuer} answered {response.status_code} with a body that is not JSON; "
+                f"{self.where} answered {response.status_code} with a body that is not JSON; "
                 "check AGENTCARD_BASE_URL, or retry later."
             ) from exc
 
@@ -185,7 +268,22 @@ class IssuerHTTP:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
-    async def _backoff(self, attempt: int, delay: float | None, why: str) -> None:
-        wait = self._jittered(attempt) if delay is None else delay
+    async def _backoff(self, attempt: int, wait: float, why: str) -> None:
         log.info("%s: attempt %d failed (%s); retrying in %.2fs", self.issuer, attempt, why, wait)
-        await self._sleep(wait)
+        if self._sleep is not None:
+            await self._sleep(wait)
+        else:
+            deadline = call_deadline.current()
+            await (deadline.timer if deadline is not None else call_deadline.REAL_TIME).sleep(wait)
+
+
+def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """``timeout`` with no phase longer than ``left`` seconds."""
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect), read=cap(timeout.read), write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )  # fmt: skip
