@@ -37,6 +37,7 @@ from .consent import AuditNote, CallConsent, caller
 from .elicit import ApprovalForm, AskAtConsole, AtConsole, NotAsked
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
 from .guardrails import Verdict
+from .input_check import InputCheck
 from .issuers.connect import open_issuer
 from .models import (
     Authorization,
@@ -169,6 +170,8 @@ class CardServer(MCPServer[None]):
         # Each call's deadline (deadline.py), and the clock it is measured by.
         self.deadline_s = deadline_s
         self.timer = timer
+        # The advertised input schemas, which every call's arguments must meet first.
+        self._inputs = InputCheck()
         # Where each call's audit record goes: the storage's sink, while the issuer scope below
         # has the storage open.
         self.audit: AuditSink | None = None
@@ -188,6 +191,9 @@ class CardServer(MCPServer[None]):
         bound = deadline.CallDeadline(self.deadline_s, self.timer)
         try:
             with deadline.bounded(bound):
+                if not self._inputs.loaded:
+                    self._inputs.load((t.name, t.input_schema) for t in await self.list_tools())
+                self._inputs.check(name, arguments)
                 result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:

@@ -1,7 +1,9 @@
 """HTTP to an issuer: retries, idempotency keys and error mapping, in one place.
 
 - Every write carries an ``Idempotency-Key`` made once per logical operation and sent again,
-  unchanged, on every retry — so a retry after a lost response can never act twice.
+  unchanged, on every retry — so a retry after a lost response can never act twice. An agent's
+  own key may be any text; one that is not printable ASCII (all a header can carry) is sent as
+  its SHA-256, the same for the same key.
 - Retried: connection errors, timeouts, 5xx, a 409 saying the same key is still in flight, and
   a 429 whose ``Retry-After`` fits in the backoff cap (a 429 without one is not retried).
   Backoff is capped and jittered.
@@ -20,6 +22,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import uuid
@@ -54,6 +57,12 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
+
+
+def _header_key(key: str) -> str:
+    if key and key.isascii() and key.isprintable() and key == key.strip():
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:
@@ -160,7 +169,7 @@ class IssuerHTTP:
         headers = {}
         write = method in _WRITES
         if write:
-            headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+            headers["Idempotency-Key"] = _header_key(idempotency_key or new_idempotency_key())
         deadline = call_deadline.current()
         maybe_sent = False  # a write may have reached the issuer: its outcome is unknown
         for attempt in range(1, self.max_attempts + 1):
