@@ -37,8 +37,17 @@ from mcp.types import ElicitRequestParams, ElicitResult, ErrorData
 from pydantic import SecretStr
 
 from agentcard_mcp.budget import GRACE_S, Budget
-from agentcard_mcp.deadline import IF_UNKNOWN, REAL_TIME, Timer
+from agentcard_mcp.deadline import (
+    IF_UNKNOWN,
+    REAL_TIME,
+    CallDeadline,
+    DeadlineExceeded,
+    Timer,
+    bounded,
+)
+from agentcard_mcp.errors import IssuerRateLimited
 from agentcard_mcp.issuers.connect import open_issuer
+from agentcard_mcp.issuers.http import IssuerHTTP
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
 from agentcard_mcp.storage import open_storage
@@ -352,3 +361,54 @@ async def test_the_time_a_human_takes_to_approve_does_not_count_against_the_dead
             card = await agent.call("create_card", {"purpose": "big", "daily_limit_cents": 5_000})
     assert next(asked) == 1  # the human was asked once
     assert list(fake.cards) == [card["id"]]
+
+
+# -- the retry loop within the deadline, directly --------------------------------------------
+
+
+@asynccontextmanager
+async def issuer_http(issuer: FaultyIssuer) -> AsyncIterator[IssuerHTTP]:
+    async with httpx.AsyncClient(
+        transport=issuer.transport(),
+        base_url=BASE_URL,
+        headers={"Authorization": f"Bearer {issuer.fake.api_key}"},
+        timeout=httpx.Timeout(10.0, connect=5.0),
+    ) as client:
+        yield IssuerHTTP(client, "agentcard")
+
+
+def new_card(fake: FakeAgentCard) -> dict[str, Any]:
+    return {"agent_id": fake.agent_id, "daily_limit_cents": DAILY, "nickname": "direct"}
+
+
+async def test_a_retry_after_that_leaves_no_time_for_the_attempt_is_not_waited() -> None:
+    time = FakeTime()
+    issuer = FaultyIssuer(FakeAgentCard(), time)
+    issuer.arm("POST", "/v1/cards", FAULTS["429 with Retry-After 2, once"])
+    # Waiting 2 s would leave 0.1 s: under the tenth of the deadline an attempt needs at least.
+    call = CallDeadline(2.1, time)
+    async with issuer_http(issuer) as http:
+        with bounded(call), pytest.raises(IssuerRateLimited):
+            await http.request("POST", "/v1/cards", json=new_card(issuer.fake))
+    assert time.slept == []
+    assert len(issuer.attempts("POST", "/v1/cards")) == 1
+
+
+async def test_every_timeout_is_capped_at_the_time_left_and_no_attempt_starts_without_time() -> (
+    None
+):
+    time = FakeTime()
+    issuer = FaultyIssuer(FakeAgentCard(), time)
+    issuer.arm("POST", "/v1/cards", FAULTS["read timeouts, every time"])
+    call = CallDeadline(13.0, time)
+    async with issuer_http(issuer) as http:
+        with bounded(call), pytest.raises(DeadlineExceeded) as raised:
+            await http.request("POST", "/v1/cards", json=new_card(issuer.fake))
+    timeouts = [r.extensions["timeout"] for r in issuer.attempts("POST", "/v1/cards")]
+    assert timeouts[0] == {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+    # The second attempt had what was left after 10 s and a backoff: under 3 s for every phase.
+    assert len(timeouts) == 2
+    assert all(0 < value < 3.0 for value in timeouts[1].values())
+    assert time.now() - 1000.0 <= 13.0 + 1e-9
+    assert "issuer.test" in str(raised.value)
+    assert call.wrote  # a write may have reached the issuer
