@@ -46,7 +46,7 @@ class InputCheck:
         """Raises ``InvalidParams`` if ``arguments`` break ``tool``'s schema (an unknown tool is
         left to the SDK)."""
         validator = (self._validators or {}).get(tool)
-        if validator is None:
+        if validator is None or validator.is_valid(arguments):  # the common case, fast
             return
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if not errors:
