@@ -818,3 +818,69 @@ async def test_a_client_with_only_url_elicitation_is_sent_the_page_even_in_band(
         assert [c["id"] for c in await agent.cards()] == [card["id"]]
     [url] = human.urls
     assert (human.forms, await status_of(home, shown(url))) == ([], "used")
+
+
+# --- only a JSON true approves; a bad argument never burns an approval ------------------------
+
+
+# Lax parsing would read each of these as True.
+NOT_TRUE: list[str | int | float] = ["yes", 1, "true", "True", "on", 1.0]
+BAD_KEYS = {
+    "non-ascii": "clé-1",
+    "space": "key 1",
+    "newline": "key\n1",
+    "zero-width": "key\u200b1",
+    "256-chars": "k" * 256,
+}
+
+
+async def test_a_form_answered_with_anything_but_json_true_creates_nothing(
+    connect: Connect,
+) -> None:
+    replies = [ElicitResult(action="accept", content={"approve": a}) for a in NOT_TRUE]
+
+    class Answers(Human):
+        """Answers each form with the next of ``replies``."""
+
+        async def __call__(
+            self, context: ClientRequestContext, params: ElicitRequestParams
+        ) -> ElicitResult:
+            self.reply = replies[len(self.forms)]
+            return await super().__call__(context, params)
+
+    human = Answers()
+    async with connect(human) as agent:
+        for answer in NOT_TRUE:
+            code, _ = await agent.fail("create_card", CREATE)
+            assert code == "approval_denied", answer
+        assert await agent.cards() == []
+    assert len(human.forms) == len(NOT_TRUE)
+    outcomes = [line["outcome"] for line in audit_lines(connect.home)]
+    # (2026-07-28 records each round that asks the human as input_required.)
+    assert [o for o in outcomes if o not in ("input_required", "ok")] == (
+        ["approval_denied"] * len(NOT_TRUE)
+    )
+
+
+async def test_a_bad_idempotency_key_is_invalid_params_and_leaves_the_approval_usable(
+    connect: Connect, operator: Operator
+) -> None:
+    async with connect() as agent:
+        approval_id = await agent.approval_required("create_card", CREATE)
+        await operator.approve(approval_id)
+
+        for name, key in BAD_KEYS.items():
+            code, message = await agent.fail(
+                "create_card", {**CREATE, "approval_id": approval_id, "idempotency_key": key}
+            )
+            assert code == "invalid_params", name
+            assert "idempotency_key" in message, name
+            assert await status_of(connect.home, approval_id) == "approved", name
+        assert await agent.cards() == []
+
+        good = "retry-" + "k" * 249  # 255 printable ASCII characters: the longest allowed
+        card = await agent.call(
+            "create_card", {**CREATE, "approval_id": approval_id, "idempotency_key": good}
+        )
+        assert [c["id"] for c in await agent.cards()] == [card["id"]]
+    assert await status_of(connect.home, approval_id) == "used"

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from agentcard_mcp.approvals import approvals_command, digest
+from agentcard_mcp.home import UnsafeHome
 from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
 from tests.support import FakeClock
 
@@ -87,8 +88,9 @@ async def test_a_symlink_in_place_of_the_database_is_refused(tmp_path: Path) -> 
     elsewhere = tmp_path / "elsewhere.db"
     elsewhere.write_bytes(b"")
     (tmp_path / "approvals.db").symlink_to(elsewhere)
-    with pytest.raises(OSError, match="symlink"):
+    with pytest.raises(UnsafeHome, match=r"approvals\.db is a symbolic link"):
         SqliteApprovals(tmp_path)
+    assert elsewhere.read_bytes() == b""
 
 
 # --- the operator's command ---------------------------------------------------------------------

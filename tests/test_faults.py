@@ -152,7 +152,7 @@ async def agent_on(
 async def target(agent: Agent, tool: WriteTool, case: str) -> tuple[str | None, dict[str, Any]]:
     """A fresh card for ``tool`` (None for create_card) and the call's arguments."""
     if tool is CREATE:
-        key = f"fault-{case}"
+        key = "fault-" + "".join(c if c.isalnum() else "-" for c in case)  # printable ASCII
         return None, {"purpose": case, "daily_limit_cents": DAILY, "idempotency_key": key}
     card = await agent.call("create_card", {"purpose": case, "daily_limit_cents": DAILY})
     if tool.frozen:
@@ -412,3 +412,18 @@ async def test_every_timeout_is_capped_at_the_time_left_and_no_attempt_starts_wi
     assert time.now() - 1000.0 <= 13.0 + 1e-9
     assert "issuer.test" in str(raised.value)
     assert call.wrote  # a write may have reached the issuer
+
+
+async def test_a_key_a_header_cannot_carry_is_sent_as_its_digest_the_same_on_every_retry() -> None:
+    time = FakeTime()
+    issuer = FaultyIssuer(FakeAgentCard(), time)
+    issuer.arm("POST", "/v1/cards", FAULTS["reset after acting, once"])
+    async with issuer_http(issuer) as http:
+        card = await http.request(
+            "POST", "/v1/cards", json=new_card(issuer.fake), idempotency_key="ключ 🃏"
+        )
+    keys = [r.headers["idempotency-key"] for r in issuer.attempts("POST", "/v1/cards")]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert keys[0].startswith("sha256-")
+    assert list(issuer.fake.cards) == [card["id"]]

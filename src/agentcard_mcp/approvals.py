@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TextIO, cast
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
+from .invisible import hidden
 from .redaction import redact_text
 
 if TYPE_CHECKING:
@@ -233,9 +234,9 @@ def check_consumable(approval: Approval, key: str) -> None:
     says so and leaves the approval usable for the call it was given for."""
     if approval.status in ("pending", "approved") and approval.digest != key:
         raise ApprovalDenied(
-            f"approval {approval.id} was approved for different arguments "
-            f"({approval.summary}); it was not used. Repeat the call with exactly those "
-            "arguments, or without approval_id to request a new approval."
+            f"approval {approval.id} was approved for different arguments; it was not used. "
+            "Repeat the call with exactly those arguments, or without approval_id to request a "
+            f"new approval. It approves:\n{approval.summary}"
         )
     if approval.status == "approved":
         return
@@ -309,7 +310,7 @@ async def approvals_command(
         elif action == "approve":
             approved = await desk.approve(cast(str, approval_id))
             approval = approved.approval
-            print(f"approved {approval.id}: {_printable(approval.summary)}", file=out)
+            print(f"approved {approval.id}: {_summary(approval.summary)}", file=out)
             print(
                 f"The agent may now repeat the call with approval_id={approval.id} "
                 f"(expires in {approved.time_left}).",
@@ -317,7 +318,7 @@ async def approvals_command(
             )
         else:
             approval = (await desk.deny(cast(str, approval_id))).approval
-            print(f"denied {approval.id}: {_printable(approval.summary)}", file=out)
+            print(f"denied {approval.id}: {_summary(approval.summary)}", file=out)
     except AgentCardError as exc:
         print(f"agentcard-mcp approvals {action}: {_printable(str(exc))}", file=err)
         return 2
@@ -332,7 +333,7 @@ def _print_pending(views: list[ApprovalView], out: TextIO) -> None:
         approval = view.approval
         print(
             f"{approval.id}  {approval.tool}  expires in {view.time_left}  "
-            f"{_printable(approval.summary)}",
+            f"{_summary(approval.summary)}",
             file=out,
         )
         if view.asked_by is not None:
@@ -340,14 +341,22 @@ def _print_pending(views: list[ApprovalView], out: TextIO) -> None:
         print(f"    arguments: {_printable(canonical(approval.arguments))}", file=out)
 
 
+def _summary(summary: str) -> str:
+    """A summary for the terminal: its first line (the amounts and why it is asked) where it
+    is printed, each argument's line under it, indented; every line made printable."""
+    first, *rest = summary.split("\n")
+    return "\n".join([_printable(first), *(f"    {_printable(line.strip())}" for line in rest)])
+
+
 def _printable(text: str) -> str:
     """Summaries and arguments carry the agent's own text (a card's purpose): escape control
     and format characters, so it cannot move the cursor, recolour or reorder (bidi) what the
     operator reads in the terminal before approving. Card details and secrets are masked
-    first (DESIGN §6)."""
+    first (DESIGN §6). Blank-looking characters (``invisible``) are escaped too: they could
+    push what follows out of sight."""
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(ch).startswith("C")
+        if unicodedata.category(ch).startswith("C") or hidden(ch)
         else ch
         for ch in redact_text(text)
     )

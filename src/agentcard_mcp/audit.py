@@ -39,7 +39,6 @@ import json
 import logging
 import math
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
+from .private_files import open_private, open_private_read
 from .redaction import redact_text
 
 if TYPE_CHECKING:
@@ -188,15 +188,10 @@ class AuditLog:
         self._lock = threading.Lock()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # O_RDWR rather than O_WRONLY only to read the last byte below; writes still append.
-        # O_NOFOLLOW: a symlink planted at the log's path cannot redirect the writes.
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(path, flags, 0o600)
+        # open_private: 0600, and a symlink planted at the log's path is refused, not followed.
+        fd = open_private(path, os.O_RDWR | os.O_APPEND)
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OSError(f"audit log {path} is not a regular file")
-            if info.st_mode & 0o077:
-                os.fchmod(fd, 0o600)
             # A previous writer killed inside its write may have left a fragment with no
             # newline: the first line we write then starts with one, so it is not glued on.
             self._torn = info.st_size > 0 and os.pread(fd, 1, info.st_size - 1) != b"\n"
@@ -411,13 +406,13 @@ def scan_tail(path: Path, n: int) -> Tail:
     """:func:`read_tail` with the count of skipped lines (a torn last line, or a fragment).
 
     Reads backwards from the end, so the cost does not grow with the size of the log.
-    Raises ``FileNotFoundError`` if there is no log.
+    Raises ``FileNotFoundError`` if there is no log, ``UnsafeHome`` if its path is a symlink.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
     records: list[dict[str, Any]] = []
     skipped = 0
-    with path.open("rb") as file:
+    with os.fdopen(open_private_read(path), "rb") as file:
         lines = _lines_backwards(file)
         # What follows the last newline: empty for a whole file, else a line cut short (or, if
         # the cut fell just before its newline, a whole record, which is kept).

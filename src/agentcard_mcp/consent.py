@@ -21,18 +21,17 @@ client's own UI or in the operator's terminal.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from .approval_text import summarize
 from .approvals import Approval
 from .errors import ApprovalDenied, ApprovalRequired
 from .guardrails import Verdict
 from .models import WriteRequest
 from .policy import Channel
-from .redaction import redact_text
 from .storage.base import ApprovalStore
 
 __all__ = [
@@ -108,26 +107,6 @@ def in_band(channel: Channel, via: Reach) -> bool:
     return via.transport == "stdio" or via.key_allows_in_band
 
 
-def summarize(tool: str, arguments: Mapping[str, Any], verdict: Verdict) -> str:
-    """The action as the human will see it. Agent-written text is shown with control and
-    formatting characters escaped: a right-to-left override in a purpose must not be able to
-    make "5000" read as "0005" in the approval form."""
-    shown = {
-        k: v
-        for k, v in arguments.items()
-        if v not in (None, "", False) and k not in ("approval_id", "idempotency_key")
-    }
-    detail = ", ".join(f"{k}={_visible(redact_text(str(v)))}" for k, v in shown.items())
-    why = "; ".join(verdict.reasons)
-    return redact_text(f"{tool}({detail})" + (f" — {why}" if why else ""))
-
-
-def _visible(text: str) -> str:
-    return "".join(
-        f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text
-    )
-
-
 def console_link(console_url: str, approval_id: str) -> str:
     """The operator console's page of one approval."""
     return f"{console_url.rstrip('/')}/approvals/{approval_id}"
@@ -176,9 +155,10 @@ async def settle(
                 raise
             _noted(note, approval_id)
             raise ApprovalRequired(
-                f"{summary} is waiting for the operator's decision at "
+                f"this call is waiting for the operator's decision at "
                 f"{console_link(console_url, approval_id)} (id {approval_id}). Once they have "
-                f'decided, repeat this exact call with approval_id="{approval_id}".',
+                f'decided, repeat this exact call with approval_id="{approval_id}". It asks:\n'
+                f"{summary}",
                 approval_id=approval_id,
             ) from None
     if human is not None:
@@ -190,14 +170,14 @@ async def settle(
         if approved:
             return record.id
         if human == "not_approved":
-            raise ApprovalDenied(f"the human did not approve {summary}.")
-        raise ApprovalDenied(f"the human declined {summary}.")
+            raise ApprovalDenied(f"the human did not approve this call:\n{summary}")
+        raise ApprovalDenied(f"the human declined this call:\n{summary}")
     asked = await pending(approvals, request, verdict, notify)
     raise ApprovalRequired(
-        f"{summary} needs the operator's approval (id {asked.id}, valid 10 minutes). Ask them to "
+        f"this call needs the operator's approval (id {asked.id}, valid 10 minutes). Ask them to "
         f"approve it at {console_link(console_url, asked.id)} or with "
         f"`agentcard-mcp approvals approve {asked.id}`, then repeat this exact call with "
-        f'approval_id="{asked.id}".',
+        f'approval_id="{asked.id}". It asks:\n{summary}',
         approval_id=asked.id,
     )
 

@@ -48,7 +48,10 @@ _INPUT_REQUIRED_VERSION = "2026-07-28"
 
 
 class ApprovalForm(BaseModel):
-    approve: bool = Field(description="Approve this action?")
+    # Strict: only a JSON ``true`` approves. Lax pydantic would read "yes", "true", "on" or 1
+    # as True, so a client (or whatever answers for it) sending text would approve by accident;
+    # such an answer fails the form's schema and the call is approval_denied.
+    approve: bool = Field(strict=True, description="Approve this action?")
 
 
 class NotAsked(BaseModel):
@@ -108,7 +111,11 @@ async def at_console(
 
 
 def _message(summary: str) -> str:
-    return f"An AI agent asks to run {summary}. The operator approves or denies it at this page."
+    # The summary first: its first line holds the amounts and why approval is asked.
+    return (
+        f"{summary}\n\nAn AI agent asks to run this. The operator approves or denies it at "
+        "this page."
+    )
 
 
 def _asked(request_state: str | None) -> str | None:
@@ -145,7 +152,7 @@ def ask(
         return NotAsked()
     if not can_elicit(ctx):
         return NotAsked()
-    return Elicit(f"An AI agent asks to run {summary}. Approve?", ApprovalForm)
+    return Elicit(f"{summary}\n\nAn AI agent asks to run this. Approve?", ApprovalForm)
 
 
 def human_of(answer: ElicitationResult[ApprovalForm] | None) -> Human:

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import CategoryNotAllowed, GuardrailExceeded, MerchantBlocked
+from .invisible import escape
+from .merchants import blocked_by
 from .models import Card
 from .policy import OperatorPolicy, duration, usd
-from .sandbox.authorize import normalize_merchant
 from .storage.base import ACTIVE_STATUSES, DayTotals
 
 __all__ = [
@@ -143,12 +144,15 @@ def check_close(policy: OperatorPolicy, card: Card) -> Verdict:
 
 
 def check_merchant(policy: OperatorPolicy, merchant: str) -> None:
-    """``merchant_blocked`` when the operator blocked this merchant (case and spacing ignored)."""
-    wanted = normalize_merchant(merchant)
-    if any(normalize_merchant(blocked) == wanted for blocked in policy.blocked_merchants):
+    """``merchant_blocked`` when the operator blocked this merchant, however it is spelled
+    (``merchants.blocked_by``: case, look-alike letters, invisible characters, punctuation and
+    processor prefixes do not matter)."""
+    entry = blocked_by(merchant, policy.blocked_merchants)
+    if entry is not None:
         raise MerchantBlocked(
-            f"merchant {merchant.strip()[:80]!r} is blocked by the operator (blocked_merchants); "
-            "no card may be used there. Choose another merchant."
+            f'merchant "{escape(merchant.strip()[:80])}" is blocked by the operator: it reads as '
+            f'"{escape(entry[:80])}" (blocked_merchants); no card may be used there. Choose '
+            "another merchant."
         )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "Authorization",
@@ -18,6 +19,7 @@ __all__ = [
     "CloseCard",
     "CreateCard",
     "Decision",
+    "IdempotencyKey",
     "LedgerEntry",
     "LedgerPage",
     "LedgerTotals",
@@ -43,6 +45,31 @@ Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 # categories.normalize turns it into a tag.
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 CardStatus = Literal["pending", "active", "frozen", "closed"]
+
+# An agent's idempotency key goes to the issuer as an HTTP header, so it must be a header-safe
+# token: printable ASCII without spaces (0x21-0x7E; a space would be trimmed or folded by some
+# HTTP stack, so two keys could become one), at most 255 characters (Stripe's limit). ""
+# means "not given". Checked with the other arguments, before any approval is looked at.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _header_safe(key: str) -> str:
+    if len(key) > MAX_IDEMPOTENCY_KEY or not all("!" <= ch <= "~" for ch in key):
+        raise PydanticCustomError(
+            "idempotency_key",
+            "must be at most {limit} printable ASCII characters (0x21-0x7E: letters, digits, "
+            "punctuation; no spaces, accents or control characters), e.g. a UUID",
+            {"limit": MAX_IDEMPOTENCY_KEY},
+        )
+    return key
+
+
+IdempotencyKey = Annotated[
+    str,
+    AfterValidator(_header_safe),
+    # The same rule for the client to see (as schema only: the check above words the error).
+    Field(json_schema_extra={"maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[!-~]*$"}),
+]
 Decision = Literal["approve", "decline"]
 
 

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from . import categories
 from .errors import InvalidParams
+from .home import check_home, read_trusted
 from .redaction import redact_text
 
 __all__ = [
@@ -113,7 +114,9 @@ class LoadedPolicy:
 
 def load_policy(settings_policy_file: Path | None, home: Path) -> LoadedPolicy:
     """The effective policy: the configured file (which must exist), else ``<home>/policy.toml``
-    when present, else the built-in defaults."""
+    when present, else the built-in defaults. A home or a policy file that another user could
+    change is refused (``home.UnsafeHome``)."""
+    check_home(home)
     if settings_policy_file is not None:
         if not settings_policy_file.exists():
             raise PolicyError(
@@ -129,9 +132,10 @@ def load_policy(settings_policy_file: Path | None, home: Path) -> LoadedPolicy:
 
 
 def read_policy(path: Path) -> OperatorPolicy:
-    """The policy in one TOML file, or ``PolicyError`` naming the file and what is wrong."""
+    """The policy in one TOML file, or ``PolicyError`` naming the file and what is wrong
+    (``UnsafeHome`` if another user could have written it)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_trusted(path).decode("utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such policy file.") from None
     except OSError as exc:

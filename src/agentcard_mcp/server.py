@@ -29,7 +29,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError
 
-from . import __version__, consent, deadline, elicit, policy
+from . import __version__, consent, deadline, elicit, policy, scopes
 from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
@@ -49,6 +49,7 @@ from .models import (
     Cents,
     CloseCard,
     CreateCard,
+    IdempotencyKey,
     LedgerPage,
     Limits,
     Purpose,
@@ -147,7 +148,7 @@ def _describe(error: ValidationError) -> str:
 
 class CardServer(MCPServer[None]):
     async def list_tools(self) -> list[MCPTool]:
-        tools = await super().list_tools()
+        tools = scopes.offered(await super().list_tools())  # only what the caller may call
         return [
             tool.model_copy(
                 update={
@@ -190,9 +191,11 @@ class CardServer(MCPServer[None]):
         outcome = "internal_error"
         bound = deadline.CallDeadline(self.deadline_s, self.timer)
         try:
+            scopes.check(name)  # a cards:read key's write call: a JSON-RPC error it can read
             with deadline.bounded(bound):
-                if not self._inputs.loaded:
-                    self._inputs.load((t.name, t.input_schema) for t in await self.list_tools())
+                if not self._inputs.loaded:  # every tool's schema as advertised, any scope
+                    tools = await super().list_tools()
+                    self._inputs.load((t.name, compact(t.input_schema)) for t in tools)
                 self._inputs.check(name, arguments)
                 result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
@@ -200,7 +203,7 @@ class CardServer(MCPServer[None]):
                 entry.card_id = (result.structured_content or {}).get("id")
             return result
         except MCPError as exc:
-            outcome = "protocol_error"
+            outcome = "protocol_error" if scopes.allows(name) else "insufficient_scope"
             _mask_protocol_error(exc)
             raise
         except Exception as exc:
@@ -547,9 +550,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = None,
         single_use: Annotated[bool, Field(strict=True, description="Close after one use")] = False,
         agent_id: Annotated[OptionalId, Field(description="Issuer agent (default: yours)")] = "",
-        idempotency_key: Annotated[
-            str, StringConstraints(max_length=255), Field(description="Same key = safe retry")
-        ] = "",
+        idempotency_key: Annotated[IdempotencyKey, Field(description="Same key = safe retry")] = "",
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .deadline import DEFAULT_DEADLINE_S
 from .errors import InvalidParams, NotSupported
+from .home import ensure_home
 
 __all__ = ["DEFAULT_CONSOLE_URL", "LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
 
@@ -66,9 +67,9 @@ class Settings(BaseSettings):
     )
 
     def ensure_home(self) -> Path:
-        """The home directory, created private to this user if it does not exist yet."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return self.home
+        """The home directory, created private to this user if it does not exist yet; refused
+        (``home.UnsafeHome``) if another user could change it or the files in it."""
+        return ensure_home(self.home)
 
     @property
     def sandbox_db(self) -> Path:

@@ -18,7 +18,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
-from agentcard_mcp.http_app import HttpOptions, create_http_app
+from agentcard_mcp.http.app import HttpOptions, create_http_app
 from agentcard_mcp.keys import ApiKey
 from agentcard_mcp.server import CardServer, create_server
 from agentcard_mcp.settings import Settings

@@ -532,13 +532,18 @@ async def test_unknown_body_fields_are_400_parameter_unknown(sandbox: Sandbox) -
     assert ok(await sandbox.client.get("/v1/cards"))["data"] == [card]
 
 
-async def test_a_body_that_is_not_a_json_object_is_a_400(sandbox: Sandbox) -> None:
+async def test_a_body_that_is_not_a_json_object_within_64_levels_is_a_400(
+    sandbox: Sandbox,
+) -> None:
     headers = {"content-type": "application/json"}
     for content, code in (
         (b"not json", "body_not_json"),
         (b'{"agent_id": ', "body_not_json"),
         (b"[1, 2]", "body_not_object"),
         (b'"card"', "body_not_object"),
+        # Nesting Python's parser would recurse on (once a 500 with a traceback per request).
+        (b'{"agent_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "body_not_json"),
+        (b'{"agent_id": ' + b"[" * 64 + b"]" * 64 + b"}", "body_not_json"),
     ):
         for path in ("/v1/cards", "/v1/_test/swipe", "/v0/agent/sign-up"):
             response = await sandbox.client.post(path, content=content, headers=headers)

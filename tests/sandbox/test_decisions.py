@@ -275,10 +275,10 @@ async def test_a_swipe_answers_with_the_documented_decision_payload(sandbox: San
 async def test_merchant_blocklist_matching_ignores_case_and_whitespace(inprocess: Sandbox) -> None:
     card = await new_card(inprocess)
     ok(await inprocess.client.patch("/v1/owner", json={"merchant_blocklist": ["ACME  Corp"]}))
-    for merchant in ("Acme Corp", "  acme   corp ", "ACME\tCORP", "aCmE Corp"):
+    for merchant in ("Acme Corp", "  acme   corp ", "ACME\tCORP", "aCmE Corp", "AcmeCorp"):
         outcome = await swipe(inprocess, card["id"], merchant=merchant)
         assert outcome["reason"] == "merchant_blocked", merchant
-    for merchant in ("Acme Corporation", "Acme", "AcmeCorp"):
+    for merchant in ("Acme Corporation", "Acme", "Acme Cor"):
         outcome = await swipe(inprocess, card["id"], merchant=merchant)
         assert outcome["reason"] == "approved", merchant
     ok(await inprocess.client.patch("/v1/owner", json={"merchant_blocklist": []}))

@@ -36,7 +36,8 @@ def with_storage(
 ) -> int:
     """Runs ``command`` on the state the settings name (SQLite files in the home, or the
     PostgreSQL database the replicas share); the backend's own failures (a disk error, a lock
-    held too long, the database unreachable) exit ``failed``, saying where."""
+    held too long, the database unreachable) exit ``failed``, saying where; a home that must not
+    be used (home.py) exits 2."""
     from ..errors import AgentCardError
     from ..storage import open_storage, storage_errors
 
@@ -51,6 +52,9 @@ def with_storage(
         return 2
     try:
         return anyio.run(run)
+    except AgentCardError as exc:  # a home another user could change (home.py), say
+        fail(f"{prefix}: {where(settings)}", exc)
+        return 2
     except errors as exc:
         fail(f"{prefix}: {where(settings)}", exc)
         return failed

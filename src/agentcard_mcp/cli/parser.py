@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="HOST",
-        help="a Host header to accept besides loopback, e.g. cards.example:8765 "
+        help="a Host header to accept besides loopback at the served port, e.g. cards.example:8765 "
         "or cards.example:* (repeatable)",
     )
     serve.add_argument(

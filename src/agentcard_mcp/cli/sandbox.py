@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from ..home import check_home
 from ..settings import load_settings
 from .common import fail
 
@@ -16,12 +17,17 @@ __all__ = ["demo", "sandbox"]
 
 
 def demo() -> int:
-    from ..demo import run_demo
     from ..errors import AgentCardError
 
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        anyio.run(run_demo, sys.stdout, load_settings())
+        settings = load_settings()
+        # The demo runs the sandbox in a scratch home, but an unsafe home of the operator's is
+        # refused here as by every other command, so it is heard of at once.
+        check_home(settings.home)
+        from ..demo import run_demo
+
+        anyio.run(run_demo, sys.stdout, settings)
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
         return 2

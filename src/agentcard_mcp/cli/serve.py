@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..policy import load_policy
 from ..settings import Settings, load_settings
 from .common import fail, opened, set_log_level, with_storage
 
@@ -18,7 +19,6 @@ __all__ = ["console", "serve"]
 def serve(args: argparse.Namespace) -> int:
     """Serves MCP: on stdio by default (what an MCP host runs), or over HTTP."""
     from ..errors import AgentCardError
-    from ..server import create_server
 
     transport = getattr(args, "transport", "stdio")
     if transport == "stdio" and getattr(args, "console", False):
@@ -32,7 +32,12 @@ def serve(args: argparse.Namespace) -> int:
         settings = load_settings()
         settings.check()
         set_log_level(settings.log_level)
-        server = create_server(settings)  # a bad policy file stops it here, naming the key
+        # The home and the policy, checked as create_server checks them but before the
+        # server's imports, so that a refusal is said at once.
+        load_policy(settings.policy_file, settings.home)
+        from ..server import create_server
+
+        server = create_server(settings)
         # A shared database opens before anything is served: one that cannot be reached is
         # said here in one line, not as a traceback from inside the transport.
         shared = settings.database_url_text() is not None
@@ -54,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
-    from ..http_app import HttpOptions, serve_http
+    from ..http.app import HttpOptions, serve_http
 
     options = HttpOptions(
         transport=args.transport,

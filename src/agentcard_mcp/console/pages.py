@@ -12,18 +12,20 @@ No inline script or style (the CSP is ``default-src 'self'``): behaviour is in
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from ..approval_text import show
 from ..models import Card
 from ..operator import ApprovalView, BudgetView
 from ..policy import usd
 from ..redaction import redact, redact_text
 
-__all__ = ["approvals_page", "cards_page", "message_page", "pending_list", "shown", "title_of"]
+__all__ = [
+    "approvals_page", "cards_page", "message_page", "pending_list", "shown", "summary", "title_of",
+]  # fmt: skip
 
 
 def shown(value: object) -> str:
@@ -36,6 +38,12 @@ def shown(value: object) -> str:
         for ch in text
     )
     return escape(visible, quote=True)
+
+
+def summary(text: str) -> str:
+    """An approval's summary as page text: its first line (the amounts and why it is asked),
+    then each argument on a line of its own (``approval_text``)."""
+    return "<br>".join(shown(line.strip()) for line in text.split("\n"))
 
 
 def title_of(pending: int) -> str:
@@ -76,8 +84,9 @@ def _button(action: str, path: str, csrf: str, label: str) -> str:
 def _arguments(arguments: dict[str, Any]) -> str:
     masked = redact(arguments)
     rows = "".join(
-        f"<li><code>{shown(key)}</code> = <code>{shown(json.dumps(value, ensure_ascii=False))}"
-        "</code></li>"
+        # Whole (not cut), but quoted and escaped as in the approval text: a blank-looking or
+        # invisible character in the agent's text is shown as its escape.
+        f"<li><code>{shown(key)}</code> = <code>{shown(show(value, limit=None))}</code></li>"
         for key, value in masked.items()
     )
     return f'<ul class="arguments">{rows}</ul>'
@@ -91,7 +100,7 @@ def _pending_item(view: ApprovalView, csrf: str) -> str:
     return (
         f'<li class="approval" id="{escape(approval.id)}" data-approval-id="{escape(approval.id)}">'
         f"<p><strong>{shown(approval.tool)}</strong> "
-        f'<span class="summary">{shown(approval.summary)}</span></p>'
+        f'<span class="summary">{summary(approval.summary)}</span></p>'
         f"{_arguments(approval.arguments)}{asked_by(view)}{change(view)}"
         f'<p>time left <span data-seconds-left="{view.seconds_left}">{view.time_left}</span></p>'
         f"{_button('approve', path + '/approve', csrf, 'Approve')}"
@@ -111,7 +120,7 @@ def approvals_page(
 ) -> str:
     past = "".join(
         f'<tr data-approval-id="{escape(v.approval.id)}"><td>{shown(v.approval.status)}</td>'
-        f"<td>{shown(v.approval.tool)}</td><td>{shown(v.approval.summary)}</td>"
+        f"<td>{shown(v.approval.tool)}</td><td>{summary(v.approval.summary)}</td>"
         f"<td>{shown(v.asked_by or '')}</td>"
         f"<td>{shown(v.approval.created_at.isoformat(timespec='seconds'))}</td></tr>"
         for v in history

@@ -12,7 +12,10 @@ authorization that passed everything else may count against the day.
     4. card_not_active            the card was deleted
     5. card_frozen                the card is frozen
     6. currency_unsupported       the owner has not enabled the currency
-    7. merchant_blocked           the merchant is on the owner's blocklist
+    7. merchant_blocked           the merchant is on the owner's blocklist (matched by
+                                  ``agentcard_mcp.merchants.blocked_by``, the rule the
+                                  server's guardrails use too: look-alikes, invisible
+                                  characters and processor prefixes do not get through)
     8. category_not_in_allowlist  the allowlist is non-empty and lacks the MCC tag
     9. per_auth_limit_exceeded    amount > per_auth_max_cents
    10. daily_limit_exceeded       today's approved spend + amount > daily_limit_cents
@@ -22,12 +25,11 @@ authorization that passed everything else may count against the day.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CHECK_ORDER", "Reason", "SwipeFacts", "decide", "normalize_merchant"]
+__all__ = ["CHECK_ORDER", "Reason", "SwipeFacts", "decide"]
 
 
 class Reason(StrEnum):
@@ -63,15 +65,6 @@ class SwipeFacts:
     spend_today_cents: int
     network_duplicate: bool = False
     network_decline: str | None = None
-
-
-def normalize_merchant(name: str) -> str:
-    """Blocklist matching ignores case, runs of whitespace, compatibility forms and invisible
-    characters: "ACME  Corp", its fullwidth form and "ACME\u200bCorp" are all "acme corp" — a
-    blocked merchant cannot get through by spelling its name differently."""
-    folded = unicodedata.normalize("NFKC", name)
-    visible = "".join(" " if unicodedata.category(c) == "Cf" else c for c in folded)
-    return " ".join(visible.casefold().split())
 
 
 Check = Callable[[SwipeFacts], bool]

@@ -13,8 +13,9 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from ..merchants import blocked_by
 from .accounts import agent_row
-from .authorize import Reason, SwipeFacts, decide, normalize_merchant
+from .authorize import Reason, SwipeFacts, decide
 from .clock import isoformat
 from .errors import ApiError, invalid, not_found
 from .ids import new_id
@@ -177,7 +178,6 @@ def reset_daily(
 def _facts(conn: sqlite3.Connection, card: sqlite3.Row, req: Swipe, now: datetime) -> SwipeFacts:
     owner = conn.execute("SELECT * FROM owners WHERE id = ?", (card["owner_id"],)).fetchone()
     agent = conn.execute("SELECT * FROM agents WHERE id = ?", (card["agent_id"],)).fetchone()
-    blocklist = {normalize_merchant(m) for m in json.loads(owner["merchant_blocklist"])}
     duplicate = (
         req.network_id is not None
         and conn.execute(
@@ -189,7 +189,8 @@ def _facts(conn: sqlite3.Connection, card: sqlite3.Row, req: Swipe, now: datetim
     return SwipeFacts(
         amount_cents=req.amount_cents,
         mcc=req.mcc,
-        merchant_blocked=normalize_merchant(req.merchant) in blocklist,
+        merchant_blocked=blocked_by(req.merchant, json.loads(owner["merchant_blocklist"]))
+        is not None,
         currency_enabled=req.currency in json.loads(owner["enabled_currencies"]),
         owner_suspended=bool(owner["suspended"]),
         agent_active=agent["status"] == "active" and agent["deleted_at"] is None,

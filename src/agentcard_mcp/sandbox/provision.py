@@ -52,7 +52,11 @@ def read_credentials(db_path: Path) -> Credentials | None:
     """The operator's credentials from the key file next to ``db_path``, if there is one."""
     key_file = key_file_for(db_path)
     try:
-        return Credentials(**json.loads(key_file.read_text(encoding="utf-8")))
+        # Never through a symlink: a planted one would hand us someone else's key. Such a file
+        # reads as missing, and provision() replaces the link itself with a new key file.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(key_file, flags), encoding="utf-8") as file:
+            return Credentials(**json.loads(file.read()))
     except (OSError, ValueError, TypeError):
         return None
 

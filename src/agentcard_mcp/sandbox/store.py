@@ -10,8 +10,6 @@ lock — waits in a worker thread, so that waiting never blocks the event loop.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from ..private_files import connect_private
 from . import counters
 
 __all__ = ["Store"]
@@ -36,24 +35,19 @@ def _schema() -> str:
     return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 
 
-def _create_private(path: Path) -> None:
-    """The database holds webhook secrets and key hashes: readable by its owner only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    _create_private(path)
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-    )
+    """The database holds webhook secrets and key hashes: created readable by its owner only,
+    and never opened through a symlink (``private_files``)."""
+
+    def set_up(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA recursive_triggers = ON")
+
+    conn = connect_private(path, set_up, timeout=busy_timeout_ms / 1000)
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA recursive_triggers = ON")
     return conn
 
 
@@ -68,8 +62,12 @@ class Store:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn = _connect(self.path, _BUSY_TIMEOUT_MS)
-        # Same file, but gives up at once when another process holds the write lock.
-        self._fast = _connect(self.path, 0)
+        try:
+            # Same file, but gives up at once when another process holds the write lock.
+            self._fast = _connect(self.path, 0)
+        except BaseException:
+            self._conn.close()
+            raise
         with self._lock:
             self._conn.executescript(_schema())
             # A database made before the usage counters gets them now, filled from its ledger,

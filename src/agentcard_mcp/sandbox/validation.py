@@ -7,7 +7,6 @@ otherwise misread. Unknown fields are refused too, so a typo never silently drop
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -20,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from .. import jsonlimits
 from .errors import ApiError, invalid
 
 __all__ = [
@@ -143,7 +143,10 @@ def parse_body(model: type[M], raw: bytes) -> M:
     data: Any = {}
     if raw.strip():
         try:
-            data = json.loads(raw)
+            data = jsonlimits.loads(raw)
+        except jsonlimits.JsonTooDeep:
+            message = f"Request body nests deeper than {jsonlimits.MAX_DEPTH} levels."
+            raise invalid(None, message, "body_not_json") from None
         except ValueError:
             raise invalid(None, "Request body is not valid JSON.", "body_not_json") from None
     if not isinstance(data, dict):

@@ -4,8 +4,10 @@ key on every replica.
 A binding is written once, when the session opens, and read on each request that names the
 session (one primary-key lookup). Each new binding also drops those older than ``keep`` (a day
 by default), reading only the old end of the ``created_at`` index, so the table holds about a
-day of sessions. A session still in use after that answers no key at all, as one forgotten by
-the in-memory bindings does.
+day of sessions. A session still in use after that answers no key at all (``http.sessions``
+refuses a session bound to none), as one forgotten by the in-memory bindings does.
+
+Ids arrive canonical (32 lowercase hex digits: ``http.sessions.canonical``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """One SQLite file of the server's own state, opened safely and used off the event loop.
 
 - Created mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same mode),
-  and never through a symlink: another user who could plant a link in the home must not be able
-  to point our writes at a file of their choosing.
+  and never through a symlink, its side files included (``private_files.connect_private``):
+  a link planted in the home must not point our writes at a file of someone's choosing.
 - WAL, so readers and one writer from other processes (the operator's commands, a second MCP
   host on the same home) go on together; ``synchronous=FULL``, so a committed reservation or
   approval survives a power loss.
@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +23,9 @@ from typing import TypeVar
 
 import anyio.to_thread
 
-__all__ = ["SqliteDB", "open_private"]
+from ...private_files import connect_private
+
+__all__ = ["SqliteDB"]
 
 T = TypeVar("T")
 
@@ -34,28 +34,11 @@ T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
 
 
-def open_private(path: Path) -> None:
-    """Creates ``path`` 0600 if it does not exist; refuses a symlink or a non-regular file."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot open {path} (a symlink is refused)") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        if info.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-
-
 def _set_up(conn: sqlite3.Connection, schema: str) -> None:
     """WAL, FULL and the schema (every statement idempotent). Several processes opening a new
     file at once can be refused at once — switching to WAL does not always wait for the busy
     timeout — so a refusal is tried again until that timeout has passed."""
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
     while True:
         try:
@@ -74,18 +57,11 @@ class SqliteDB:
 
     def __init__(self, path: Path, schema: str) -> None:
         self.path = Path(path)
-        open_private(self.path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            str(self.path),
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
+        self._conn = connect_private(
+            self.path, lambda conn: _set_up(conn, schema), timeout=_BUSY_TIMEOUT_MS / 1000
         )
         self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _set_up(self._conn, schema)
 
     def close(self) -> None:
         with self._lock:

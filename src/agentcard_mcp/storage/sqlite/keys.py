@@ -32,6 +32,7 @@ from ...keys import (
     no_such_key,
     timestamp,
 )
+from ...private_files import connect_private
 from .db import SqliteDB
 
 __all__ = ["SqliteKeyStore"]
@@ -77,6 +78,10 @@ class _Wait:
 _WAIT: Final = _Wait()
 
 
+def _read_only(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA query_only = ON")
+
+
 class SqliteKeyStore:
     """The keys of one home, shared by the coroutines of one process."""
 
@@ -87,11 +92,12 @@ class SqliteKeyStore:
         self._clock = clock
         self._used: dict[str, float] = {}  # key id -> clock time last_used was written
         # The lookups' own connection; it gives up at once rather than wait (timeout 0).
-        self._reader = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=0
-        )
+        try:
+            self._reader = connect_private(self.path, _read_only, timeout=0)
+        except BaseException:
+            self._db.close()
+            raise
         self._reader.row_factory = sqlite3.Row
-        self._reader.execute("PRAGMA query_only = ON")
         self._reading = threading.Lock()
         # Lookups by "column:value", valid while the reader's data_version is _version; used
         # only under _reading.

@@ -3,6 +3,10 @@
 The SQLite backend is one machine and one HTTP process (several replicas need PostgreSQL,
 DESIGN §12), and a session lives in the process that opened it: its binding lives there too,
 and goes with it when the process stops.
+
+Ids arrive canonical (32 lowercase hex digits: ``http.sessions.canonical``), so one session has
+one binding whatever spelling of its id a request uses. A session with no binding is refused to
+every key (``http.sessions.check_session``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,74 @@
+"""A request's body, read within bounds before the MCP app sees it (DESIGN §10).
+
+Malformed input is refused here with the refusal body: more than ``MAX_BODY`` bytes (413), or
+anything that is not JSON within ``jsonlimits.MAX_DEPTH`` levels (400). The refusal is handed
+back, not raised, so that the key's rate limit is charged for it first: a client that sends
+garbage spends its tokens as any other does. The body read is then replayed to the app.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope
+
+from ..jsonlimits import MAX_DEPTH, JsonTooDeep, loads
+from .refusal import Refused
+
+__all__ = ["MAX_BODY", "read_body", "replay"]
+
+# Bytes: the largest JSON-RPC message (or batch) taken; a tool call needs a few kilobytes.
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(scope: Scope, receive: Receive) -> tuple[bytes, Refused | None]:
+    """The body of a POST, and why it is refused (None: it is JSON within the limits)."""
+    if _declared_size(scope) > MAX_BODY:
+        return b"", _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return b"", _too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:
+        loads(body)
+    except JsonTooDeep:
+        return body, Refused(
+            400, "JSON_TOO_DEEP", f"Request JSON may nest at most {MAX_DEPTH} levels"
+        )
+    except ValueError:  # UnicodeDecodeError included
+        return body, Refused(400, "INVALID_JSON", "The request body is not valid JSON")
+    return body, None
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """The body, already read, handed to the app as if unread."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _declared_size(scope: Scope) -> int:
+    try:
+        return int(Headers(scope=scope).get("content-length", "0"))
+    except ValueError:
+        return 0  # counted while reading instead
+
+
+def _too_large() -> Refused:
+    return Refused(413, "BODY_TOO_LARGE", f"Request bodies are limited to {MAX_BODY} bytes")
