@@ -36,13 +36,14 @@ def _env(home: Path) -> dict[str, str]:
 
 
 async def run_cli(
-    *args: str, home: Path, cwd: Path, script: bool = False
+    *args: str, home: Path, cwd: Path, script: bool = False, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     command = [str(SCRIPT)] if script else MODULE
     with anyio.fail_after(60):
         return await anyio.run_process(
-            [*command, *args], check=False, env=_env(home), cwd=cwd, stdin=subprocess.DEVNULL
-        )
+            [*command, *args], check=False, env={**_env(home), **(env or {})}, cwd=cwd,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
 
 
 def out(result: subprocess.CompletedProcess[bytes]) -> str:

@@ -5,7 +5,7 @@ Arguments are drawn from each tool's ``inputSchema`` as ``tools/list`` gives it 
 a number out of range or fractional, a huge or pattern-breaking string (unicode, controls,
 zero-width), deep JSON, a missing required argument, too many items, a value outside an enum.
 Whether an example is invalid is decided by the schema itself (jsonschema), not by the
-generator. Through the SDK's in-memory ``Client`` (both connection modes, tool by tool):
+generator (an explicit null for an optional argument counts as not given, DESIGN §4). Through the SDK's in-memory ``Client`` (both connection modes, tool by tool):
 
 - the server never crashes: every answer is a result, never a protocol error, and an error
   result is ``code: message`` with one of the stable codes (never the SDK's bare "Error
@@ -213,7 +213,10 @@ class Fuzzed:
             self._inputs[tool] = jsonschema.Draft202012Validator(
                 self.agent.tools[tool].input_schema
             )
-        refused = not self._inputs[tool].is_valid(args)
+        schema = self.agent.tools[tool].input_schema
+        # An explicit null for an optional argument is "not given" (DESIGN §4).
+        given = {k: v for k, v in args.items() if v is not None or k in schema.get("required", [])}
+        refused = not self._inputs[tool].is_valid(given)
         # A read tool's whole run is compared at the end instead (fuzzed's teardown).
         compare = refused and tool in WRITES
         if compare and self.state is None:

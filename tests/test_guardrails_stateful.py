@@ -446,6 +446,8 @@ class GuardrailMachine(RuleBasedStateMachine):
             codes.add(CATEGORY)
         if codes:
             return refused(*codes)
+        if per_auth is None and daily is not None and daily < old_per_auth:
+            per_auth = daily  # a daily limit lowered under the per-purchase limit takes it down
         new: View = (
             status,
             daily or old_daily,

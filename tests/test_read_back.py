@@ -232,10 +232,12 @@ async def test_retrying_a_rejected_create_with_its_key_is_rejected_again(home: P
 @pytest.mark.parametrize(
     ("change", "ignored"),
     [
-        ({"daily_limit_cents": 800}, "daily_limit_cents"),
+        # (A daily limit still above the card's per-purchase limit of 1000: one below would
+        # take that down with it, another change.)
+        ({"daily_limit_cents": 1500}, "daily_limit_cents"),
         ({"per_auth_max_cents": 500}, "per_auth_max_cents"),
         ({"mcc_allowlist": ["travel"]}, "mcc_allowlist"),
-        ({"daily_limit_cents": 800, "mcc_allowlist": ["travel"]}, "daily_limit_cents"),
+        ({"daily_limit_cents": 1500, "mcc_allowlist": ["travel"]}, "daily_limit_cents"),
     ],
 )
 async def test_a_policy_change_the_issuer_ignored_is_issuer_rejected_and_frozen(

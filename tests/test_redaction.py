@@ -1,211 +1,125 @@
 """The redaction functions (DESIGN §6), on their own: every brand's PAN in every spelling and
 place is masked, card fields and secrets by name, and everyday data — ids, UUIDs, timestamps,
-dates, amounts, phone numbers — is left alone."""
+dates, amounts, phone numbers — is left alone. The generated corpus of every shape, through
+every output, is in test_redaction_corpus.py."""
 
 from __future__ import annotations
 
 import json
-import random
 import re
-import string
-import unicodedata
-import uuid
-from datetime import UTC, datetime, timedelta
+import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentcard_mcp import redaction
+from agentcard_mcp.card_brands import BRANDS, brand_of
 from agentcard_mcp.redaction import MASK, is_card_field, is_pan, redact, redact_text
+from agentcard_mcp.redaction.pans import Budget, mask_chains
+from agentcard_mcp.redaction.text import mask_all, normalize
+from tests.card_corpus import SEPARATORS, digits_of, luhn_complete
 
-# -- PANs of every brand and length ----------------------------------------------------------
+VISA = "4111111111111111"
 
-# (brand, prefixes to draw from, lengths it issues)
-BRANDS: list[tuple[str, list[str], list[int]]] = [
-    ("visa", ["4"], [13, 16, 19]),
-    ("mastercard", [str(p) for p in range(51, 56)], [16]),
-    ("mastercard-2", [str(p) for p in range(2221, 2721)], [16]),
-    ("amex", ["34", "37"], [15]),
-    ("discover", ["6011", *map(str, range(644, 650)), "65"], [16, 17, 18, 19]),
-    ("jcb", [str(p) for p in range(3528, 3590)], [16, 17, 18, 19]),
-    ("unionpay", ["62"], [16, 17, 18, 19]),
-    ("maestro", ["50", *map(str, range(56, 70))], [13, 14, 15, 16, 17, 18, 19]),
-]
+# -- the brand table -------------------------------------------------------------------------
 
 
-def luhn_complete(body: str) -> str:
-    """``body`` plus the check digit that makes it pass Luhn."""
-    for check in "0123456789":
-        if _luhn_ok(body + check):
-            return body + check
-    raise AssertionError("unreachable")
+def test_every_row_of_the_brand_table_is_recognized_at_each_of_its_lengths() -> None:
+    for brand in BRANDS:
+        for prefix in {brand.low, brand.high}:
+            for length in brand.lengths:
+                pan = luhn_complete(prefix + "3" * (length - len(prefix) - 1))
+                assert is_pan(pan), (brand.name, length)
+                assert redact_text(f"card {pan}.") == f"card {MASK} {pan[-4:]}.", brand.name
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
-@st.composite
-def pans(draw: st.DrawFn) -> str:
-    _, prefixes, lengths = draw(st.sampled_from(BRANDS))
-    prefix = draw(st.sampled_from(prefixes))
-    length = draw(st.sampled_from(lengths))
-    size = length - len(prefix) - 1
-    body = draw(st.integers(0, 10**size - 1))  # one draw, not one per digit: 10 000 runs
-    return luhn_complete(f"{prefix}{body:0{size}d}")
-
-
-def fullwidth(text: str) -> str:
-    return "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in text)
-
-
-def grouped(pan: str, sizes: list[int], separator: str) -> str:
-    parts, i = [], 0
-    for size in sizes:
-        parts.append(pan[i : i + size])
-        i += size
-    if i < len(pan):
-        parts.append(pan[i:])
-    return separator.join(p for p in parts if p)
-
-
-SEPARATORS = [" ", "-", ".", "_", "\u00a0", " - ", "  ", "\t", "\u2013"]
-STYLES = ["plain", "fours", "amex", "random", "fullwidth"]
-
-
-def spelled(pan: str, style: str, separator: str, rng: random.Random) -> str:
-    """``pan`` as people and issuers write it."""
-    if style == "plain":
-        return pan
-    if style == "fours":
-        return grouped(pan, [4] * 5, separator)
-    if style == "amex":
-        return grouped(pan, [4, 6, 5], separator)
-    if style == "fullwidth":
-        return fullwidth(grouped(pan, [4] * 5, rng.choice([" ", "", "\u3000"])))
-    return grouped(pan, [rng.randint(1, 6) for _ in range(rng.randint(1, 8))], separator)
-
-
-def digits_of(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isdigit())
-
-
-def survives(pan: str, output: Any) -> bool:
-    """Whether the PAN can be read back from ``output``, however it is spelled, nested or
-    escaped (JSON text inside a string escapes NBSPs and fullwidth digits)."""
-    text = json.dumps(output, ensure_ascii=False)
-    text = re.sub(r"\\+u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
-    text = re.sub(r"\\+t", "\t", text)
-    return pan in digits_of(text)
-
-
-WORDS = ["please", "charge", "card", "the", "for", "order", "#", "thanks", ":", "(", ")", ",",
-         "Merchant", "said", "number", "is", "12", "on", "2026-11-22"]  # fmt: skip
-LEAVES: list[Any] = [None, True, False, 0, 7, -3, 1500, 10**6, 0.5, "", "ok", "led_01JD3K4M5N",
-                     "2026-11-22T10:00:00Z", "5411", "ACME"]  # fmt: skip
-
-
-def random_json(rng: random.Random, budget: int) -> Any:
-    """Random JSON, built from one seed: cheaper than a Hypothesis strategy 10 000 times over."""
-    if budget <= 0 or rng.random() < 0.3:
-        return rng.choice(LEAVES)
-    if rng.random() < 0.5:
-        return [random_json(rng, budget // 2) for _ in range(rng.randint(0, 3))]
-    keys = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 6))) for _ in range(3)]
-    return {key: random_json(rng, budget // 2) for key in keys[: rng.randint(0, 3)]}
-
-
-def bury(rng: random.Random, leaf: Any) -> Any:
-    """``leaf`` somewhere inside random JSON, at a random depth."""
-    node: Any = leaf
-    for _ in range(rng.randint(0, 6)):
-        if rng.random() < 0.5:
-            node = {"".join(rng.choices(string.ascii_lowercase, k=4)): node,
-                    "other": random_json(rng, 4)}  # fmt: skip
-        else:
-            node = [random_json(rng, 4), node][:: rng.choice([1, -1])]
-    return node
-
-
-@st.composite
-def hidden_pans(draw: st.DrawFn) -> tuple[str, Any]:
-    pan = draw(pans())
-    # How it is spelled and where it hides come from one seed: a draw per choice would make
-    # 10 000 examples take minutes; the PAN itself is what Hypothesis varies and shrinks.
-    rng = random.Random(draw(st.integers(0, 2**32)))
-    style, separator = rng.choice(STYLES), rng.choice(SEPARATORS)
-    where = rng.choice(["string", "sentence", "number", "key", "json-text"])
-    text = spelled(pan, style, separator, rng)
-    if where == "string":
-        leaf: Any = text
-    elif where == "sentence":
-        before = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
-        after = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
-        leaf = f"{before} {text} {after}"
-    elif where == "number":
-        leaf = int(pan)
-    elif where == "key":
-        leaf = {f"card {text}": "x"}
-    else:
-        leaf = json.dumps({"card": {"details": text}})
-    return pan, bury(rng, leaf)
-
-
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hidden_pans())
-def test_no_pan_survives_in_any_spelling_at_any_depth(case: tuple[str, Any]) -> None:
-    pan, data = case
-    assert survives(pan, data)  # the PAN is really in there...
-    masked = redact(data)
-    assert not survives(pan, masked)  # ...and not any more
-    # Its last four are shown — unless it sat in a card field (say "cvv"), masked whole.
-    shown = json.dumps(masked, ensure_ascii=False)
-    assert f"{MASK} {pan[-4:]}" in shown or MASK in shown
-
-
-@settings(max_examples=500, deadline=None)
-@given(pans())
-def test_every_generated_pan_is_recognized_and_masked_to_its_last_four(pan: str) -> None:
-    assert is_pan(pan)
+@pytest.mark.parametrize(
+    ("body", "brand"),
+    [("81", "UnionPay"), ("82", "RuPay"), ("60", "Maestro"), ("508", "Maestro"),
+     ("8600", "UzCard"), ("9860", "Humo"), ("9792", "Troy"), ("62", "UnionPay"),
+     ("2200", "Mir"), ("2204", "Mir"), ("51", "Mastercard"), ("2720", "Mastercard"),
+     ("4", "Visa"), ("37", "American Express"), ("6011", "Discover"), ("3528", "JCB"),
+     ("36", "Diners Club"), ("9704", "Napas")],
+)  # fmt: skip
+def test_the_national_and_current_schemes_are_cards(body: str, brand: str) -> None:
+    length = 15 if brand == "American Express" else 16
+    pan = luhn_complete(body + "0" * (length - 1 - len(body)))
+    assert brand_of(pan) == brand
     assert redact_text(pan) == f"{MASK} {pan[-4:]}"
-    assert redact(int(pan)) == f"{MASK} {pan[-4:]}"
 
 
-@settings(max_examples=500, deadline=None)
-@given(pans())
-def test_one_wrong_digit_is_not_a_pan(pan: str) -> None:
-    broken = pan[:-1] + str((int(pan[-1]) + 1) % 10)
-    assert not is_pan(broken)
-    assert redact_text(f"ref {broken}") == f"ref {broken}"
+def test_unionpay_31_is_a_card_at_19_digits() -> None:
+    pan = luhn_complete("31" + "7" * 16)
+    assert redact({"n": f"refund to {pan}"}) == {"n": f"refund to {MASK} {pan[-4:]}"}
 
 
-# -- a PAN split over neighbouring fields ----------------------------------------------------
+def _broken(prefix: str, length: int) -> str:
+    """A number of the brand with a wrong check digit, and no shorter card number at its start
+    (which would be a PAN glued to the rest, and masked)."""
+    for fill in "5379012468":
+        pan = luhn_complete(prefix + fill * (length - len(prefix) - 1))
+        broken = pan[:-1] + str((int(pan[-1]) + 1) % 10)
+        if not any(is_pan(broken[:k]) for k in range(12, length - 2)):
+            return broken
+    raise AssertionError(prefix)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.data())
-def test_a_pan_split_over_neighbouring_fields_is_caught(data: st.DataObject) -> None:
-    pan = data.draw(pans())
-    cuts = sorted(data.draw(st.sets(st.integers(2, len(pan) - 2), min_size=1, max_size=3)))
-    pieces = [pan[i:j] for i, j in zip([0, *cuts], [*cuts, len(pan)], strict=True)]
-    separator = data.draw(st.sampled_from(["", " ", "-"]))
-    fields = {f"part{i}": separator.join(p) if len(p) > 3 else p for i, p in enumerate(pieces)}
-    if data.draw(st.booleans()):  # words around the edges: "card starts 4242" ... "4242 ends"
-        fields["part0"] = "card starts " + fields["part0"]
-        last = f"part{len(pieces) - 1}"
-        fields[last] = fields[last] + " and that is all"
-    record = {"id": "led_01JD3K4M5N6P7Q8R9S0T", **fields, "amount_cents": 1500}
-    masked = redact(record)
-    values = "".join(v for v in masked.values() if isinstance(v, str))
-    assert pan not in digits_of(values)
-    assert masked["id"] == record["id"]
-    assert masked["amount_cents"] == 1500
+def test_one_wrong_check_digit_is_no_card() -> None:
+    for brand in BRANDS:
+        broken = _broken(brand.low, min(brand.lengths))
+        assert not is_pan(broken)
+        assert redact_text(f"ref {broken} x") == f"ref {broken} x"
+
+
+# -- how a card number is written ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sep", SEPARATORS)
+def test_any_punctuation_or_whitespace_between_the_groups_is_a_separator(sep: str) -> None:
+    text = sep.join([VISA[i : i + 4] for i in range(0, 16, 4)])
+    assert digits_of(redact_text(f"pay {text} now")) == "1111"
+    amex = "378282246310005"
+    assert digits_of(redact_text(sep.join([amex[:4], amex[4:10], amex[10:]]))) == "0005"
+
+
+def test_a_card_layout_is_found_whatever_the_mix_of_separators() -> None:
+    assert redact_text("4111-1111 1111.1111") == f"{MASK} 1111"
+    assert redact_text("ref 12 4111 1111 1111 1111 ok") == f"ref 12 {MASK} 1111 ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("4111111111111111123", f"{MASK} 1111"),  # and its CVC
+     ("41111111111111110931", f"{MASK} 1111"),  # and its expiry
+     ("411111111111111109311234", f"{MASK} 1111"),  # and both
+     ("0004111111111111111", f"{MASK} 1111"),  # zero-padded to 19 digits
+     ("4111 1111 1111 1111123", f"{MASK} 1111"),  # the last group carries the CVC
+     ("3782 822463 10005123", f"{MASK} 0005"),
+     ("4111 1111 1111 1111 123", f"{MASK} 1111 123"),  # a separate number stays
+     ("at 4111111111111111.", f"at {MASK} 1111.")],
+)  # fmt: skip
+def test_a_pan_glued_to_other_digits_or_padded_is_masked(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+def test_a_pan_split_over_list_items_is_masked_with_its_last_four_shown_once() -> None:
+    assert redact(["4111", "1111", "1111", "1111"]) == [MASK, MASK, MASK, f"{MASK} 1111"]
+    assert redact({"n": ["card", "4111 1111", "1111 1111", "ok"]}) == {
+        "n": ["card", MASK, f"{MASK} 1111", "ok"]
+    }
+    assert redact_text(str(["4111", "1111", "1111", "1111"])) == f"['{MASK} 1111']"
+
+
+def test_a_pan_split_over_adjacent_fields_is_masked() -> None:
+    masked = redact({"a": "4111 1111", "b": "1111 1111", "id": "card_01"})
+    assert masked == {"a": MASK, "b": f"{MASK} 1111", "id": "card_01"}
+
+
+def test_category_code_lists_are_not_read_as_a_split_pan() -> None:
+    """Four MCCs in a row have a card number's shape (one list in ten passes Luhn)."""
+    policy = {"mcc_allowlist": ["4111", "1111", "1111", "1111"], "categories": ["5411", "5812"]}
+    assert redact(policy) is policy
 
 
 def test_numbers_next_to_each_other_do_not_join_into_a_pan() -> None:
@@ -248,6 +162,14 @@ def test_other_field_names_are_not_card_fields(name: str) -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
+        ("CID 4821", f"CID {MASK}"),
+        ("cvc_code: 123", f"cvc_code: {MASK}"),
+        ("expires on 09/31", f"expires on {MASK}"),
+        ("good thru 09/31", f"good thru {MASK}"),
+        ("valid thru 09/31", f"valid thru {MASK}"),
+        ("expiry: 0931", f"expiry: {MASK}"),
+        ("Expiration date: 09/2031.", f"Expiration date: {MASK}."),
+        ("exp 2031-09 ok", f"exp {MASK} ok"),
         ("cvc 123", f"cvc {MASK}"),
         ("CVV2: 4321", f"CVV2: {MASK}"),
         ("security code 987, ok", f"security code {MASK}, ok"),
@@ -264,7 +186,9 @@ def test_a_labelled_cvc_or_expiry_in_text_is_masked(text: str, shown: str) -> No
 
 def test_labels_do_not_mask_dates_or_unrelated_numbers() -> None:
     for text in ("expires_at 2026-11-23", "card expires 2026-11-23T00:00:00Z", "cvc-less 12ab",
-                 "expected 12 items", "5 cvcs checked"):  # fmt: skip
+                 "expected 12 items", "5 cvcs checked", "Q3 exp 2024 offsite",
+                 "valid until 2025", "expires 2027", "exp 13/31", "good thru 2030",
+                 "cid 12 items", "exp 09/31/2026"):  # fmt: skip
         assert redact_text(text) == text
 
 
@@ -329,72 +253,11 @@ def test_a_pan_inside_a_dict_key_is_masked() -> None:
 
 def test_zero_width_characters_do_not_hide_a_pan() -> None:
     text = "4111\u200b1111\u200b1111\u200b1111 and \u202e4111111111111111"
-    assert not survives("4111111111111111", redact_text(text))
+    assert VISA not in digits_of(redact_text(text))
 
 
 def test_a_pan_next_to_its_cvc_is_still_found() -> None:
     assert redact_text("4111 1111 1111 1111 123") == f"{MASK} 1111 123"
-
-
-@pytest.mark.parametrize(
-    "hostile",
-    ["4111111111111111 x " * 2000, "4111 1111 1111 1111 " * 500, "1" * 200_000,
-     "4111-" * 50_000, "12345678901 2a" * 10_000],
-)  # fmt: skip
-def test_input_built_to_be_slow_is_masked_wholesale_and_nothing_survives(hostile: str) -> None:
-    masked = redact_text(hostile)
-    assert "4111111111111111" not in digits_of(masked)
-    assert len(masked) <= len(hostile)
-
-
-# -- false positives -------------------------------------------------------------------------
-
-
-def everyday_corpus(n: int, seed: int = 20261122) -> list[tuple[str, Any]]:
-    """``n`` values of the kinds a tool result holds that look numeric and are not cards."""
-    rng = random.Random(seed)
-    crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    start = datetime(2001, 9, 9, tzinfo=UTC)  # the first 13-digit epoch millisecond
-
-    def when() -> datetime:  # up to 2050
-        return start + timedelta(seconds=rng.uniform(0, 49 * 365 * 86400))
-
-    def phone() -> str:
-        local = "".join(rng.choice(string.digits) for _ in range(rng.randint(8, 11)))
-        style = rng.randrange(4)
-        if style == 0:
-            return f"+{rng.randint(1, 99)} {local[:3]} {local[3:6]} {local[6:]}"
-        if style == 1:
-            return f"+{rng.randint(1, 999)}{local}"
-        if style == 2:
-            return f"({local[:3]}) {local[3:6]}-{local[6:10]}"
-        return f"{local[:3]}-{local[3:6]}-{local[6:]}"
-
-    makers = {
-        "ledger id": lambda: f"led_{''.join(rng.choice(crockford) for _ in range(26))}",
-        "card id": lambda: f"card_01K{''.join(rng.choice(crockford) for _ in range(23))}",
-        "uuid": lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "epoch ms": lambda: int(when().timestamp() * 1000),
-        "epoch ms text": lambda: str(int(when().timestamp() * 1000)),
-        "iso date": lambda: when().date().isoformat(),
-        "iso datetime": lambda: when().isoformat(timespec="microseconds"),
-        "cents": lambda: rng.randint(1, 10**11),
-        "cents text": lambda: f"${rng.randint(1, 10**9) / 100:,.2f}",
-        "phone": phone,
-    }
-    kinds = list(makers)
-    return [(kind := kinds[i % len(kinds)], makers[kind]()) for i in range(n)]
-
-
-def test_everyday_values_are_left_alone() -> None:
-    corpus = everyday_corpus(10_000)
-    changed = [(kind, value) for kind, value in corpus if redact(value) != value]
-    rate = len(changed) / len(corpus)
-    print(f"false positives: {len(changed)} of {len(corpus)} ({rate:.3%}): {changed}")
-    assert rate <= 0.001, changed[:20]
-    # And as one result, the way a tool returns them.
-    record = {f"{kind}_{i}": value for i, (kind, value) in enumerate(corpus[:500])}
-    assert redact(record) == record
 
 
 # -- the quick check never lets through what the full check would mask -----------------------
@@ -402,15 +265,16 @@ def test_everyday_values_are_left_alone() -> None:
 TOKENS = ["4111", "1111", "4111111111111111", " ", "-", "_", ".", '"', ":", ",", "cvc", "CVV",
           "exp", "Exp", "expires_at", "09/31", "123", "number", "Number", "cardnumber", "pan",
           "Pan", "sk_", "ac_test_", "amcp_", "whsec_", "Bearer", "abcdefgh", "01JDCV3K",
-          "security", "Code", "valid thru", "card", "raw", "x", "2026-11-22", "\\t",
-          "é"]  # fmt: skip
+          "security", "Code", "valid thru", "card", "raw", "x", "2026-11-22", "\\t", "é", "/",
+          "|", "+", "\u2022", "\n", "    ", "'", "CID", "good thru", "0931", "cvc_code", "8600",
+          "9860", "9792", "12", "000"]  # fmt: skip
 
 
-@settings(max_examples=1500, deadline=None)
-@given(st.lists(st.sampled_from(TOKENS), max_size=12).map("".join))
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=14).map("".join))
 def test_the_quick_check_passes_no_text_that_the_full_check_would_change(text: str) -> None:
-    full = redaction._redact_ascii_digits(redaction._normalize(text))
-    if full != redaction._normalize(text):
+    full = mask_all(normalize(text))
+    if full != normalize(text):
         assert redact_text(text) != text
 
 
@@ -432,7 +296,7 @@ def field_names(draw: st.DrawFn) -> str:
     return name.upper() if style == "upper" else name
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(field_names(), st.sampled_from(["x", "123", 7, None, ["a"]]))
 def test_a_card_field_by_any_name_is_never_skipped_by_the_quick_check(
     name: str, value: Any
@@ -443,3 +307,79 @@ def test_a_card_field_by_any_name_is_never_skipped_by_the_quick_check(
         assert masked[name] in (MASK, f"{MASK} 1111"), name
     else:
         assert masked == record
+
+
+# -- linear time -----------------------------------------------------------------------------
+
+HOSTILE_UNITS = ["1", "1 ", "4242 ", " -_.", "123456789012a", "4111111111111111 x ", "\uff14\uff12",
+                 "4242\u00a04242 4242-", "12    ", "4111, ", "4111 1111 1111 1111123 / ",
+                 "['4111', '1111'] ", "cvc 123 ", "exp 09/31 ", "sk_abcdefg "]  # fmt: skip
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_the_work_on_hostile_input_grows_linearly_and_nothing_survives(unit: str) -> None:
+    """The Python-level work (digit groups examined) on 4n characters is at most about four
+    times that on n, and within the budget; regexes are linear by construction (below)."""
+    spent = []
+    for size in (20_000, 80_000):
+        text = normalize((unit * (size // len(unit) + 1))[:size])
+        budget = Budget(len(text))
+        masked = mask_chains(text, budget)
+        # The budget, overshot by at most the chain it ran out in (its groups and cuts).
+        assert budget.spent <= Budget.BASE + len(text) // Budget.PER + 64 + 4096 // 6
+        assert VISA not in digits_of(masked)
+        spent.append(budget.spent)
+    assert spent[1] <= 4 * spent[0] + 64
+
+
+def _nested_repeat(tree: Any, inside: bool) -> bool:
+    """Whether a parsed regex holds a repetition (of more than one) around another one."""
+    parser = sys.modules["re._parser" if sys.version_info >= (3, 11) else "sre_parse"]
+    constants = sys.modules["re._constants" if sys.version_info >= (3, 11) else "sre_constants"]
+    for op, arg in tree:
+        if op in (constants.MAX_REPEAT, constants.MIN_REPEAT, constants.POSSESSIVE_REPEAT):
+            _low, high, sub = arg
+            if inside:
+                return True
+            if _nested_repeat(sub, high > 1):
+                return True
+        elif op in (constants.SUBPATTERN, constants.ATOMIC_GROUP):
+            sub = arg[-1] if op == constants.SUBPATTERN else arg
+            if _nested_repeat(sub, inside):
+                return True
+        elif op == constants.BRANCH:
+            if any(_nested_repeat(branch, inside) for branch in arg[1]):
+                return True
+        elif isinstance(arg, parser.SubPattern) and _nested_repeat(arg, inside):
+            return True
+    return False
+
+
+def test_no_redaction_pattern_nests_a_repetition_in_another() -> None:
+    """No nested quantifiers, hence no catastrophic backtracking, in any pattern of the
+    redaction modules."""
+    parser = sys.modules["re._parser" if sys.version_info >= (3, 11) else "sre_parse"]
+    modules = [m for name, m in sys.modules.items() if name.startswith("agentcard_mcp.redaction")]
+    patterns = [v for m in modules for v in vars(m).values() if isinstance(v, re.Pattern)]
+    assert len(patterns) > 10
+    for pattern in patterns:
+        if isinstance(pattern.pattern, str):
+            tree = parser.parse(pattern.pattern, pattern.flags)
+            assert not _nested_repeat(tree, False), pattern.pattern
+
+
+def test_input_built_to_be_slow_is_masked_wholesale_and_nothing_survives() -> None:
+    for hostile in ("4111111111111111 x " * 2000, "4111 1111 1111 1111 " * 500, "1" * 50_000,
+                    "4111-" * 20_000, "12345678901 2a" * 4000):  # fmt: skip
+        masked = redact_text(hostile)
+        assert VISA not in digits_of(masked)
+        assert len(masked) <= len(hostile)
+
+
+def test_clean_data_with_keys_seen_before_as_other_objects_comes_back_as_the_same_object() -> None:
+    """Keys parsed from JSON are new string objects each time; a clean dict is still returned
+    as itself, whatever equal keys were masked (or not) before."""
+    first = json.loads('{"merchant_name_x": "a", "cvc": "123"}')
+    redact(first)
+    again = json.loads('{"merchant_name_x": "b", "n": "2026-11-22T10:00:00.123456Z"}')
+    assert redact(again) is again

@@ -94,6 +94,35 @@ def test_the_filter_alone_masks_a_record_made_without_the_factory() -> None:
     assert not readable(text)
 
 
+def test_a_formatter_reading_the_arguments_itself_gets_them_masked_in_their_shape() -> None:
+    """uvicorn's access formatter unpacks the record's five arguments: they stay a 5-tuple,
+    each masked, and a clean record is left exactly as it was."""
+    from uvicorn.logging import AccessFormatter
+
+    formatter = AccessFormatter('%(client_addr)s "%(request_line)s" %(status_code)s')
+    access = '%s - "%s %s HTTP/%s" %d'
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, access,
+        ("127.0.0.1:5000", "GET", f"/v1/cards/{PAN}", "1.1", 404), None,
+    )  # fmt: skip
+    RedactingFilter().filter(record)
+    assert isinstance(record.args, tuple)
+    assert len(record.args) == 5
+    line = formatter.format(record)
+    assert line == '127.0.0.1:5000 "GET /v1/cards/•••• 1111 HTTP/1.1" 404 Not Found'
+    clean_args = ("127.0.0.1:5000", "GET", "/v1/cards/card_1", "1.1", 200)
+    clean = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, access, clean_args, None)
+    RedactingFilter().filter(clean)
+    assert (clean.msg, clean.args) == (access, clean_args)
+
+
+def test_a_card_number_split_over_two_arguments_is_masked_in_the_rendered_message() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s%s", (PAN[:8], PAN[8:]), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "•••• 1111"
+    assert not record.args
+
+
 def test_installing_twice_masks_once() -> None:
     install_log_redaction()
     factory = logging.getLogRecordFactory()

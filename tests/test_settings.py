@@ -19,8 +19,9 @@ from mcp.types import TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import InvalidParams, NotSupported
+from agentcard_mcp.issuers import REGISTRY
 from agentcard_mcp.server import create_server
-from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings
+from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings, load_settings
 
 LIVE_KEY = "ac_live_" + "Hq3Vn8Tr1Lx6Bz0Wm5Kp9Yc2Ds7Fg4Ja"
 TEST_KEY = "ac_test_" + "Rb5Nc0Xq7Wm2Lt9Kv4Hz1Pd6Yf3Gs8Je"
@@ -164,6 +165,27 @@ def test_a_live_key_is_refused_when_the_environment_says_it(
     settings.check()  # accepted
 
 
+@pytest.mark.parametrize("value", ["yes", "true", "on", "2", " 1", "01", "True"])
+def test_agentcard_live_is_exactly_1_and_any_other_spelling_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AGENTCARD_ISSUER", "agentcard")
+    monkeypatch.setenv("AGENTCARD_API_KEY", LIVE_KEY)
+    monkeypatch.setenv("AGENTCARD_LIVE", value)
+    with pytest.raises(InvalidParams) as refused:
+        load_settings()
+    assert "AGENTCARD_LIVE: must be exactly 1" in str(refused.value)
+    assert LIVE_KEY not in str(refused.value)
+
+
+@pytest.mark.parametrize(("value", "live"), [("1", True), ("0", False), ("", False)])
+def test_agentcard_live_1_allows_live_keys_and_0_or_empty_does_not(
+    monkeypatch: pytest.MonkeyPatch, value: str, live: bool
+) -> None:
+    monkeypatch.setenv("AGENTCARD_LIVE", value)
+    assert load_settings().live is live
+
+
 def test_a_live_key_is_accepted_with_live_and_a_test_key_needs_nothing() -> None:
     Settings(issuer="agentcard", api_key=SecretStr(LIVE_KEY), live=True).check()
     test = Settings(issuer="agentcard", api_key=SecretStr(TEST_KEY))
@@ -178,7 +200,7 @@ def test_agentcard_without_a_key_is_refused() -> None:
     assert "AGENTCARD_API_KEY" in str(refused.value)
 
 
-@pytest.mark.parametrize("issuer", ["clawdcards", "proxy", "agentcard-sh"])
+@pytest.mark.parametrize("issuer", [n for n, i in REGISTRY.items() if i.adapter is None])
 def test_issuers_not_yet_available_are_not_supported(issuer: Any) -> None:
     settings = Settings(issuer=issuer, api_key=SecretStr("sk_test_abc"))
     with pytest.raises(NotSupported) as refused:
@@ -275,8 +297,8 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         # The active card its daily limit, the frozen one what it spent today (DESIGN §5).
         "committed_daily_cents": 53_000,
         "spent_today_cents": 15_000,
-        "issuer_card_limit": 25,
-        "issuer_cards_remaining": 23,
+        # What the issuer does not report is left out.
+        "issuer_limits": {"card_limit": 25, "cards_remaining": 23},
         # The built-in operator policy: the live card already commits more than its total.
         "max_active_cards": 5,
         "max_card_daily_limit_cents": 10_000,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TextIO, ca
 
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams, NotFound
 from .invisible import hidden
-from .redaction import redact_text
+from .redaction import redact, redact_quoting, redact_text
 
 if TYPE_CHECKING:
     from .operator import ApprovalView
@@ -154,13 +154,16 @@ def new_approval(
 ) -> Approval:
     """A new row: a ``pending`` request, or a decision made in band (``used`` when the human
     accepted and the call goes ahead at once, ``denied`` otherwise). The arguments are stored
-    as bound, so the operator sees exactly what the digest covers."""
+    as bound, so the operator sees what the digest covers — masked, as is the summary: the
+    digest binds the raw arguments, but no card number, CVC, expiry or key is ever stored."""
+    bound = bound_arguments(arguments)
+    stored = redact(bound)
     return Approval(
         id=_new_id(),
         tool=tool,
         digest=digest(tool, arguments),
-        summary=summary,
-        arguments=bound_arguments(arguments),
+        summary=redact_quoting(summary, bound, stored),
+        arguments=stored,
         status=status,
         created_at=now,
         expires_at=now + APPROVAL_TTL,

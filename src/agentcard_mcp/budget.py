@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 
 from .errors import AgentCardError, IssuerUnavailable, NotFound
-from .issuers.base import Issuer
+from .issuers.base import Capability, Issuer
 from .models import Card
 from .storage.base import BudgetStore, CardRecord, Check, DayTotals, Hold, Reservation
 
@@ -116,6 +116,8 @@ class Budget:
         at the issuer, unseen by the server). Bounded by the operator's max_active_cards, not
         by history; frozen and closed cards keep the spend recorded when they stopped."""
         found: list[Card] = []
+        if Capability.GET_CARD not in issuer.capabilities:
+            return  # the issuer reports no card's spend: the budget keeps what it recorded
 
         async def read(card_id: str) -> None:
             try:
@@ -199,7 +201,7 @@ class Budget:
             log.warning("budget: cannot reach the issuer to sync the budget yet (%s)", exc.code)
 
     async def _sync(self, issuer: Issuer) -> None:
-        await self.observe(*await issuer.list_cards())
+        await self.observe(*await _all_cards(issuer))
         self._synced = True
         await self.reconcile(issuer)
 
@@ -214,7 +216,9 @@ class Budget:
             return
         log.warning("budget: reconciling %d stale reservation(s) with the issuer", len(stale))
         if any(r.card_id is None for r in stale):
-            await self.observe(*await issuer.list_cards())
+            # An issuer that cannot list its cards (ClawdCards) cannot say whether a lost
+            # creation landed: its reservation is released with the others below.
+            await self.observe(*await _all_cards(issuer))
         for reservation in stale:
             if reservation.card_id is None:
                 await self._settle(reservation.id, None)
@@ -242,6 +246,13 @@ class Budget:
             # Ours, or an earlier process's that had our pid (a container's pid 1 restarted).
             return reservation.owner != self.owner
         return not _alive(pid)
+
+
+async def _all_cards(issuer: Issuer) -> list[Card]:
+    """Every card the issuer has, or none where it cannot list them."""
+    if Capability.LIST_CARDS not in issuer.capabilities:
+        return []
+    return await issuer.list_cards()
 
 
 def _alive(pid: int) -> bool:

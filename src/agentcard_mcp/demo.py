@@ -13,11 +13,40 @@ from typing import Any, TextIO
 
 from mcp import Client
 
-from .errors import TestModeOnly
+from .errors import AgentCardError, TestModeOnly
 from .server import create_server
 from .settings import Settings
 
-__all__ = ["run_demo"]
+__all__ = ["DemoFailed", "failure_of", "run_demo"]
+
+# What the operator can do about a tool error the demo meets, beyond what its text says.
+_HINTS = {
+    "issuer_unavailable": " Is the issuer running there? AGENTCARD_BASE_URL says where it is.",
+}
+
+
+class DemoFailed(Exception):
+    """A call of the scripted session came back as a tool error: the session stops there."""
+
+    def __init__(self, tool: str, text: str) -> None:
+        code = text.partition(":")[0]
+        super().__init__(f"{tool} failed: {text}{_HINTS.get(code, '')}")
+
+
+def failure_of(exc: BaseException) -> DemoFailed | AgentCardError | None:
+    """The demo's failure or our error behind the MCP client's exception groups and wrappers,
+    or None for anything else (a bug, shown as one)."""
+    if isinstance(exc, DemoFailed | AgentCardError):
+        return exc
+    inner: list[BaseException] = []
+    if isinstance(exc, BaseExceptionGroup):
+        inner.extend(exc.exceptions)
+    if exc.__cause__ is not None:
+        inner.append(exc.__cause__)
+    for candidate in inner:
+        if (found := failure_of(candidate)) is not None:
+            return found
+    return None
 
 
 def _dollars(cents: Any) -> str:
@@ -37,9 +66,9 @@ def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -
 
 def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     return [
-        ("card", f"{card['id']} (•••• {card['last4']})"),
+        ("card", f"{card['id']} (•••• {card.get('last4', '----')})"),
         ("status", card["status"]),
-        ("purpose", card["purpose"] or "-"),
+        ("purpose", card.get("purpose") or "-"),
         ("daily limit", _dollars(card["daily_limit_cents"])),
         ("per purchase", _dollars(card["per_auth_max_cents"])),
         ("categories", ", ".join(card["mcc_allowlist"]) or "any"),
@@ -47,21 +76,26 @@ def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-async def _call(client: Client, out: TextIO, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+def _shown(out: TextIO, tool: str, args: dict[str, Any]) -> None:
+    # Written once the call has answered: a session that cannot start prints only its error.
     out.write(f"> {tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})\n")
+
+
+async def _call(client: Client, out: TextIO, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, args)
     if result.is_error:
         text = result.content[0].text if result.content else "error"  # type: ignore[union-attr]
-        raise RuntimeError(f"{tool} failed: {text}")
+        raise DemoFailed(tool, text)
+    _shown(out, tool, args)
     return result.structured_content or {}
 
 
 async def _attempt(client: Client, out: TextIO, tool: str, args: dict[str, Any]) -> str:
     """A call expected to be refused; returns its error text."""
-    out.write(f"> {tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})\n")
     result = await client.call_tool(tool, args)
     if not result.is_error:
-        raise RuntimeError(f"{tool} was expected to be refused")
+        raise DemoFailed(tool, "it was expected to be refused by the operator's policy")
+    _shown(out, tool, args)
     return result.content[0].text if result.content else ""  # type: ignore[union-attr]
 
 
@@ -74,7 +108,7 @@ async def run_demo(out: TextIO, settings: Settings | None = None) -> None:
             "the demo creates cards and test purchases; it never runs on a live key."
         )
     with tempfile.TemporaryDirectory(prefix="agentcard-demo-") as scratch:
-        if configured.issuer == "sandbox":
+        if configured.is_embedded():
             # A fresh sandbox under the built-in operator policy, whatever the local one says.
             configured = configured.model_copy(update={"home": Path(scratch), "policy_file": None})
         async with Client(create_server(configured)) as client:

@@ -7,6 +7,9 @@ before they check a pattern or a length. So arguments the schema refuses could b
 schema ``tools/list`` shows, they are refused as ``invalid_params`` before anything runs, and
 what the agent was told is what the server holds to.
 
+An explicit null for an optional argument means "not given" (DESIGN §4: the schema gives an
+optional argument its one type and leaves it out of ``required``), so it is not checked.
+
 The message names the argument and the rule it broke, never the value (which may be huge, or
 not meant to be echoed).
 """
@@ -31,6 +34,7 @@ class InputCheck:
 
     def __init__(self) -> None:
         self._validators: dict[str, Any] | None = None
+        self._required: dict[str, frozenset[str]] = {}
 
     @property
     def loaded(self) -> bool:
@@ -38,15 +42,21 @@ class InputCheck:
 
     def load(self, schemas: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """(tool name, inputSchema) of every tool, as ``tools/list`` shows them."""
-        self._validators = {
-            name: jsonschema.validators.validator_for(schema)(schema) for name, schema in schemas
-        }
+        self._validators = {}
+        for name, schema in schemas:
+            self._validators[name] = jsonschema.validators.validator_for(schema)(schema)
+            self._required[name] = frozenset(schema.get("required", ()))
 
     def check(self, tool: str, arguments: Mapping[str, Any]) -> None:
         """Raises ``InvalidParams`` if ``arguments`` break ``tool``'s schema (an unknown tool is
         left to the SDK)."""
         validator = (self._validators or {}).get(tool)
-        if validator is None or validator.is_valid(arguments):  # the common case, fast
+        if validator is None:
+            return
+        required = self._required[tool]
+        if any(value is None and name not in required for name, value in arguments.items()):
+            arguments = {k: v for k, v in arguments.items() if v is not None or k in required}
+        if validator.is_valid(arguments):  # the common case, fast
             return
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if not errors:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    WithJsonSchema,
+    model_serializer,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -20,6 +29,7 @@ __all__ = [
     "CreateCard",
     "Decision",
     "IdempotencyKey",
+    "IssuerLimits",
     "LedgerEntry",
     "LedgerPage",
     "LedgerTotals",
@@ -33,17 +43,29 @@ __all__ = [
 
 MAX_CENTS = 1_000_000_000_00  # $1bn: far beyond any card, far below integer trouble
 
-Cents = Annotated[int, Field(strict=True, ge=1, le=MAX_CENTS)]  # USD cents: 1500 is $15.00
+# What tools/list advertises of an argument is what helps an agent choose it; the rest of its
+# rule (the $1bn ceiling, an id's characters, which only matter for ids never issued) is checked
+# here all the same, and costs no bytes in every agent's context.
+Cents = Annotated[  # USD cents: 1500 is $15.00
+    int,
+    Field(strict=True, ge=1, le=MAX_CENTS),
+    WithJsonSchema({"type": "integer", "minimum": 1}),
+]
 CardId = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"
     ),
+    WithJsonSchema({"type": "string", "maxLength": 64}),
 ]
 Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # A merchant category as an agent may name it: a tag ("travel") or a 4-digit MCC ("4511");
 # categories.normalize turns it into a tag.
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Category = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    WithJsonSchema({"type": "string"}),
+]
 CardStatus = Literal["pending", "active", "frozen", "closed"]
 
 # An agent's idempotency key goes to the issuer as an HTTP header, so it must be a header-safe
@@ -78,6 +100,14 @@ class _Model(BaseModel):
     # no docstrings here (they would become schema descriptions), comments instead.
     model_config = ConfigDict(extra="ignore")
 
+    # A field with no value is left out rather than sent as null: the outputSchema gives every
+    # property one type (DESIGN §4; schemas.py) and requires none, so an absent field is valid
+    # where a null would not be.
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
 
 # A card's spending rules, as the issuer enforces them.
 class Policy(_Model):
@@ -92,15 +122,19 @@ class Card(_Model):
     agent_id: str
     issuer: str
     status: CardStatus
-    purpose: str | None
-    last4: str | None
+    purpose: str | None = None
+    last4: str | None = None
     daily_limit_cents: int
     per_auth_max_cents: int
     mcc_allowlist: list[str]
     current_daily_spend_cents: int
     single_use: bool
-    expires_at: str | None
-    created_at: str | None
+    expires_at: str | None = None
+    created_at: str | None = None
+    # What to know beyond what was asked: what the call changed and why (set_policy lowering
+    # the per-purchase limit with the daily one), or what the issuer needs (a human must
+    # approve the card there; where its details were saved); left out when nothing.
+    note: str | None = None
 
 
 class CardList(_Model):
@@ -116,7 +150,7 @@ class LedgerEntry(_Model):
     amount_cents: int
     merchant: str
     mcc: str
-    current_daily_spend_cents_after: int | None
+    current_daily_spend_cents_after: int | None = None
 
 
 # Totals over the entries of one page.
@@ -129,7 +163,7 @@ class LedgerTotals(_Model):
 class LedgerPage(_Model):
     entries: list[LedgerEntry]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = None
     totals: LedgerTotals
 
 
@@ -147,6 +181,16 @@ class Authorization(_Model):
     decided_at: str
 
 
+# What the issuer itself reports of its limits (None: it reports no such figure). Cents.
+class IssuerLimits(_Model):
+    card_limit: int | None = None  # cards the account may hold
+    cards_remaining: int | None = None  # cards it may still make
+    per_transaction_limit_cents: int | None = None
+    monthly_limit_cents: int | None = None
+    monthly_spent_cents: int | None = None
+    monthly_remaining_cents: int | None = None
+
+
 # What the agent may still do today, and what the issuer itself reports.
 class Limits(_Model):
     issuer: str
@@ -162,8 +206,7 @@ class Limits(_Model):
     require_approval_above_cents: int
     spent_today_cents: int
     pending_approvals: list[str]
-    issuer_card_limit: int | None
-    issuer_cards_remaining: int | None
+    issuer_limits: IssuerLimits  # what the issuer itself reports, where it does
 
 
 # --- what a write tool asks for -------------------------------------------------------------

@@ -262,9 +262,8 @@ class CardDesk:
         today = (now or datetime.now(UTC)).astimezone(UTC)
         issuer = self.service.issuer
         if Capability.USAGE in issuer.capabilities:
-            counted = (await issuer.usage()).get("spend_by_day")
-            if isinstance(counted, list):
-                rows = [(r["day"], r["mcc"], int(r["volume_cents"])) for r in counted]
+            rows = await issuer.spend_by_day()
+            if rows is not None:
                 return _spend_view(rows, today, days)
         return await self._spend_from_ledger(today, days)
 

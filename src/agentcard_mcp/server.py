@@ -27,7 +27,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from mcp.types import Tool as MCPTool
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints, ValidationError, WithJsonSchema
 
 from . import __version__, consent, deadline, elicit, policy, scopes
 from .audit import AuditRecord, record_of
@@ -83,11 +83,17 @@ Merchant = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 # Optional text arguments are typed `str` with "" for "not given", not `str | None`: the SDK
 # parses a string argument of any other type as JSON first, so "null" would become None and
 # '["x"]' a list.
-OptionalId = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_\-]*$")]
+OptionalId = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_\-]*$"),
+    WithJsonSchema({"type": "string", "maxLength": 64}),  # as models.CardId
+]
 ApprovalId = Annotated[
     str | None,
     StringConstraints(max_length=64, pattern=r"^apr_[a-z0-9]+$"),
-    Field(description="Id from approval_required"),
+    # One type, no null; no description either: the name and apr_ say it, and the
+    # approval_required text says how to use it.
+    WithJsonSchema({"type": "string", "pattern": "^apr_[a-z0-9]+$"}),
 ]
 
 _TAG_LIST = ", ".join(TAGS)
@@ -530,20 +536,19 @@ def _register_tools(server: CardServer, service: CardService) -> None:
 
     @server.tool(annotations=_READ)
     async def get_limits() -> Limits:
-        """Your limits and spending room today (UTC): the operator's ceilings, the budget your
-        cards commit, pending approvals. Call this first."""
+        """Your limits, what you may still commit today (UTC), pending approvals. Call first."""
         return await service.get_limits()
 
     @server.tool(annotations=_write(idempotent=False))
     async def create_card(
-        purpose: Annotated[Purpose, Field(description="What the card is for")],
-        daily_limit_cents: Annotated[Cents, Field(description="Max spend per UTC day, in cents")],
+        purpose: Purpose,
+        daily_limit_cents: Annotated[Cents, Field(description="Per UTC day")],
         per_auth_max_cents: Annotated[
-            Cents | None, Field(description="Max per purchase, in cents (default: the daily limit)")
+            Cents | None, Field(description="Per purchase (default: daily limit)")
         ] = None,
         mcc_allowlist: Annotated[
             Categories | None,
-            Field(description=f"Allowed categories (default any): {_TAG_LIST}, or MCC codes"),
+            Field(description=f"Allowed categories (default any): {_TAG_LIST}, or 4-digit MCCs"),
         ] = None,
         ttl_minutes: Annotated[
             int | None, Field(strict=True, ge=1, le=525_600, description="Expire after minutes")
@@ -554,8 +559,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(create_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Create a prepaid card for one purpose. Amounts are integer USD cents (5000 = $50).
-        Use the narrowest limits and categories that fit; reuse idempotency_key to retry."""
+        """A prepaid card for one purpose, narrowest limits and categories that fit. Integer
+        USD cents (5000 = $50)."""
         request = CreateCard(
             purpose=purpose,
             daily_limit_cents=daily_limit_cents,
@@ -572,15 +577,15 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_READ)
     async def list_cards(
         status: Annotated[
-            CardStatus | None, Field(description="Only cards in this status (default: all)")
+            CardStatus | None, Field(description="Only this status (default all)")
         ] = None,
     ) -> CardList:
-        """List your cards with their limits, status and today's spend."""
+        """Your cards: limits, status, today's spend."""
         return await service.list_cards(status)
 
     @server.tool(annotations=_READ)
     async def get_card(card_id: CardId) -> Card:
-        """One card's limits, status and today's spend (never its number)."""
+        """One card's limits, status and today's spend."""
         return await service.get_card(card_id)
 
     @server.tool(annotations=_write(idempotent=True))
@@ -588,8 +593,8 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         card_id: CardId,
         reason: Annotated[str, StringConstraints(max_length=500)] = "",
     ) -> Card:
-        """Freeze a card now: every purchase declines until it is unfrozen. Always allowed;
-        use it the moment something looks wrong."""
+        """Every purchase declines until unfrozen. Always allowed: use it when anything looks
+        wrong."""
         return await service.freeze_card(card_id)
 
     @server.tool(annotations=_write(idempotent=True))
@@ -605,20 +610,15 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_write(idempotent=True))
     async def set_policy(
         card_id: CardId,
-        daily_limit_cents: Annotated[
-            Cents | None, Field(description="New daily limit, cents")
-        ] = None,
-        per_auth_max_cents: Annotated[
-            Cents | None, Field(description="New per-purchase max")
-        ] = None,
+        daily_limit_cents: Cents | None = None,
+        per_auth_max_cents: Cents | None = None,
         mcc_allowlist: Annotated[
-            Categories | None, Field(description="New allowed categories ([] = any)")
+            Categories | None, Field(description="New categories ([] = any)")
         ] = None,
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(policy_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Change a card's limits or allowed categories; send only what changes. Amounts are
-        integer USD cents. Takes effect from the next purchase."""
+        """Change a card's limits (integer USD cents) or categories; send only what changes."""
         request = SetPolicy(
             card_id=card_id,
             daily_limit_cents=daily_limit_cents,
@@ -633,7 +633,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         approval_id: ApprovalId = None,
         answer: Annotated[ElicitationResult[ApprovalForm], Resolve(close_consent)] = None,  # type: ignore[assignment]
     ) -> Card:
-        """Close a card for good (irreversible). Prefer freeze_card unless the card must go."""
+        """Close a card for good; prefer freeze_card unless it must go."""
         request = CloseCard(card_id=card_id)
         return await service.close_card(request, call=_consent(approval_id, answer))
 
@@ -647,8 +647,7 @@ def _register_tools(server: CardServer, service: CardService) -> None:
         ] = "",
         decision: Literal["approve", "decline"] | None = None,
     ) -> LedgerPage:
-        """Purchase decisions with their reasons, newest first: one card (card_id) or all
-        your cards; page on with next_cursor."""
+        """Purchase decisions and reasons, newest first: one card or all yours."""
         return await service.read_ledger(
             card_id=card_id or None,
             agent_id=agent_id or None,
@@ -660,10 +659,9 @@ def _register_tools(server: CardServer, service: CardService) -> None:
     @server.tool(annotations=_write(idempotent=False))
     async def simulate_purchase(
         card_id: CardId,
-        amount_cents: Annotated[Cents, Field(description="Purchase amount, integer cents")],
-        merchant: Annotated[Merchant, Field(description="Merchant name")],
+        amount_cents: Cents,
+        merchant: Merchant,
         mcc: Annotated[Category, Field(description="Merchant category tag or 4-digit MCC")],
     ) -> Authorization:
-        """Test mode only: a merchant charges amount_cents (integer USD cents) to the card;
-        see whether it is approved, and why."""
+        """Test mode: a merchant charges the card amount_cents; approved or not, and why."""
         return await service.simulate_purchase(card_id, amount_cents, merchant, mcc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from . import approvals, categories, consent, guardrails
 from .approvals import Approval
@@ -23,10 +22,10 @@ from .errors import (
     IdempotencyConflict,
     InvalidParams,
     IssuerRejected,
-    NotSupported,
     TestModeOnly,
 )
 from .guardrails import Verdict
+from .issuers import REGISTRY
 from .issuers.base import Capability, CardSpec, Issuer, PolicyChange
 from .issuers.http import new_idempotency_key
 from .models import (
@@ -36,6 +35,7 @@ from .models import (
     CardStatus,
     CloseCard,
     CreateCard,
+    IssuerLimits,
     LedgerPage,
     Limits,
     Policy,
@@ -119,10 +119,14 @@ class CardService:
         return self._issuer
 
     def _require(self, capability: Capability, what: str) -> None:
+        """Refuses, before any request, what the issuer cannot do (naming it, and what to do
+        instead)."""
         if capability not in self.issuer.capabilities:
-            if capability is Capability.SIMULATE and self.issuer.mode == "live":
+            known = REGISTRY.get(self.issuer.name)
+            if known is not None and capability in known.capabilities - self.issuer.capabilities:
+                # The issuer has it, with a test key: this key is live.
                 raise TestModeOnly(f"{what} works only in test mode; {self.issuer.name} is live.")
-            raise NotSupported(f"{what} is not supported by the {self.issuer.name} issuer.")
+            raise self.issuer.not_supported(what, capability)
 
     async def push_operator_settings(self) -> None:
         """Pushes the operator's merchant blocklist down to an issuer that enforces one, so a
@@ -147,7 +151,9 @@ class CardService:
         if idempotency_key is not None and await self._replayed(idempotency_key, request):
             return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
         if request.single_use:
-            self._require(Capability.SINGLE_USE, "single_use cards")
+            self._require(Capability.SINGLE_USE, "a single_use card")
+        if request.mcc_allowlist:
+            self._require(Capability.CATEGORIES, "mcc_allowlist (merchant categories)")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
         verdict = self._check_create(request, await self._others())
         if request.ttl_minutes is not None:
@@ -226,6 +232,8 @@ class CardService:
             daily_limit_cents=request.daily_limit_cents,
             per_auth_max_cents=request.per_auth_max_cents,
             mcc_allowlist=categories.normalize(request.mcc_allowlist or []),
+            ttl_minutes=request.ttl_minutes,
+            single_use=request.single_use,
         )
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
@@ -239,12 +247,7 @@ class CardService:
             landing.card = card
             if call.note is not None:
                 call.note.card_id = card.id  # recorded even if the read-back below refuses the card
-            expected = Policy(
-                daily_limit_cents=request.daily_limit_cents,
-                per_auth_max_cents=request.per_auth_max_cents or request.daily_limit_cents,
-                mcc_allowlist=spec.mcc_allowlist,
-            )
-            made = await self._read_back(card.id, expected, landing)
+            made = await self._read_back(card.id, self.issuer.enforced_policy(spec), landing)
             if idempotency_key is not None:
                 # Only a card that passed its read-back: a retry of a refused one is refused again.
                 digest = approvals.digest(request.tool, request.arguments())
@@ -270,10 +273,11 @@ class CardService:
         return card_id
 
     async def _read_back(self, card_id: str, expected: Policy, landing: Landing) -> Card:
-        """The card as the issuer now reports it, which must carry exactly the policy asked
-        for: an issuer that silently dropped a limit or a category would leave the agent with
-        a wider card than the operator allowed. On a mismatch the card is frozen. What the
-        issuer reports is what the budget records (``landing``)."""
+        """The card as the issuer now reports it, which must carry exactly the policy the
+        adapter says the issuer enforces for the request (``Issuer.enforced_policy``): an issuer
+        that silently dropped a limit or a category would leave the agent with a wider card
+        than the operator allowed. On a mismatch the card is frozen. What the issuer reports is
+        what the budget records (``landing``)."""
         card = await self.issuer.get_card(card_id)
         landing.card = card
         actual = Policy(
@@ -300,6 +304,7 @@ class CardService:
         return CardList(cards=[c for c in cards if status is None or c.status == status])
 
     async def get_card(self, card_id: str) -> Card:
+        self._require(Capability.GET_CARD, "get_card")
         card = await self.issuer.get_card(card_id)
         await self.budget.observe(card)
         return card
@@ -368,30 +373,26 @@ class CardService:
 
     async def _set_policy_once(self, request: SetPolicy, call: CallConsent) -> Card:
         verdict, card = await self.review_set_policy(request)
+        daily = request.daily_limit_cents or card.daily_limit_cents
+        per_auth, note = _per_auth_within(request, card, daily)
         change = PolicyChange(
             daily_limit_cents=request.daily_limit_cents,
-            per_auth_max_cents=request.per_auth_max_cents,
+            per_auth_max_cents=per_auth,
             mcc_allowlist=_tags(request.mcc_allowlist),
         )
 
         def check(others: DayTotals, _: CardRecord | None) -> None:
             self._check_policy_change(request, card, others)
 
-        daily = request.daily_limit_cents or card.daily_limit_cents
         commits = guardrails.card_commits(card.status, daily, card.current_daily_spend_cents)
         hold = Hold(card_id=card.id, commits_cents=commits, active=card.status in ACTIVE_STATUSES)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             await self._unchanged_since_review(card)
             await self._settle(request, verdict, call)
             landing.card = await self.issuer.set_policy(card.id, change)
-            expected = Policy(
-                daily_limit_cents=daily,
-                per_auth_max_cents=request.per_auth_max_cents or card.per_auth_max_cents,
-                mcc_allowlist=card.mcc_allowlist
-                if change.mcc_allowlist is None
-                else change.mcc_allowlist,
-            )
-            return await self._read_back(card.id, expected, landing)
+            expected = self.issuer.enforced_policy_change(card, change)
+            changed = await self._read_back(card.id, expected, landing)
+            return changed if note is None else changed.model_copy(update={"note": note})
 
     async def close_card(
         self,
@@ -445,9 +446,9 @@ class CardService:
         await self.budget.reconcile(self.issuer)
         await self.budget.refresh_spend(self.issuer)
         day = await self.budget.totals()
-        usage: dict[str, Any] = {}
+        reported = IssuerLimits()
         if Capability.USAGE in self.issuer.capabilities:
-            usage = (await self.issuer.usage()).get("cards", {})
+            reported = await self.issuer.limits()
         return Limits(
             issuer=self.issuer.name,
             mode=self.issuer.mode,
@@ -463,8 +464,7 @@ class CardService:
             require_approval_above_cents=self.policy.require_approval_above_cents,
             spent_today_cents=day.spent_cents,
             pending_approvals=[f"{a.id}: {a.summary}" for a in await self.approvals.pending()],
-            issuer_card_limit=usage.get("limit"),
-            issuer_cards_remaining=usage.get("remaining"),
+            issuer_limits=reported,
         )
 
 
@@ -510,6 +510,19 @@ def _show(policy: Policy) -> str:
 
 def _tags(mcc_allowlist: list[str] | None) -> list[str] | None:
     return None if mcc_allowlist is None else categories.normalize(mcc_allowlist)
+
+
+def _per_auth_within(request: SetPolicy, card: Card, daily: int) -> tuple[int | None, str | None]:
+    """The per-purchase limit to set, and a note when it is not what was asked: a daily limit
+    lowered under the card's per-purchase limit takes that down with it, so the card never
+    shows a purchase larger than its day allows. (create_card refuses a per_auth_max_cents
+    above its daily limit instead: there the agent asked for both.)"""
+    if request.per_auth_max_cents is not None or card.per_auth_max_cents <= daily:
+        return request.per_auth_max_cents, None
+    return daily, (
+        f"per_auth_max_cents lowered from {card.per_auth_max_cents} to {daily} with the daily "
+        "limit: no purchase can exceed the day's limit."
+    )
 
 
 def _check_per_auth(per_auth_max_cents: int | None, daily_limit_cents: int) -> None:

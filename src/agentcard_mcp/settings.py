@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .deadline import DEFAULT_DEADLINE_S
 from .errors import InvalidParams, NotSupported
 from .home import ensure_home
+from .issuers import DEFAULT_ISSUER, LIVE_KEY_PREFIXES, REGISTRY, issuer_info
+from .issuers.base import Mode
 
 __all__ = ["DEFAULT_CONSOLE_URL", "LIVE_KEY_PREFIXES", "IssuerName", "Settings", "load_settings"]
 
-IssuerName = Literal["sandbox", "agentcard", "agentcard-sh", "clawdcards", "proxy"]
+# An AGENTCARD_ISSUER value: a name in the issuer registry (issuers/__init__.py).
+IssuerName = str
 
-# Keys that move real money; refused unless the operator opts in with AGENTCARD_LIVE=1.
-LIVE_KEY_PREFIXES = ("ac_live_", "ak_live_", "clw_live_", "lk_live_", "sk_live_", "rk_live_")
-
-DEFAULT_BASE_URLS = {"agentcard": "https://api.agentcard.so"}
 # Where `agentcard-mcp console` listens unless told otherwise.
 DEFAULT_CONSOLE_URL = "http://127.0.0.1:8766"
 
@@ -29,7 +28,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTCARD_", env_file=".env", extra="ignore")
 
     issuer: IssuerName = Field(
-        default="sandbox", description="Card issuer; the embedded sandbox by default."
+        default=DEFAULT_ISSUER,
+        description=f"Card issuer, one of {', '.join(REGISTRY)}; the embedded sandbox by default.",
     )
     api_key: SecretStr | None = Field(
         default=None, description="The issuer API key (remote issuers)."
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".agentcard-mcp",
         description="Where the sandbox database, its key file and other state live.",
     )
-    live: bool = Field(default=False, description="Allow live (real-money) issuer keys.")
+    live: bool = Field(default=False, description="Exactly 1 allows live (real-money) issuer keys.")
     database_url: SecretStr | None = Field(
         default=None,
         description="PostgreSQL for the server's own state (postgresql://…), shared by "
@@ -65,6 +65,24 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."
     )
+
+    @field_validator("issuer", mode="before")
+    @classmethod
+    def _known_issuer(cls, value: Any) -> Any:
+        if value not in REGISTRY:
+            raise ValueError(f"must be one of {', '.join(REGISTRY)}")
+        return value
+
+    @field_validator("live", mode="before")
+    @classmethod
+    def _exactly_one(cls, value: Any) -> Any:
+        # Real money is opted into by exactly "1": "true", "yes" or "on" are refused rather than
+        # guessed at; unset, "" and "0" are off.
+        if value is True or value == "1" or value == 1:
+            return True
+        if value in (False, None, "", "0", 0):
+            return False
+        raise ValueError("must be exactly 1 to allow live keys (or 0, or unset)")
 
     def ensure_home(self) -> Path:
         """The home directory, created private to this user if it does not exist yet; refused
@@ -105,29 +123,48 @@ class Settings(BaseSettings):
             )
         return url
 
-    def is_live_key(self) -> bool:
+    def is_embedded(self) -> bool:
+        """The configured issuer runs in this process (the sandbox), needing no key."""
+        return issuer_info(self.issuer).embedded
+
+    def key_mode(self) -> Mode:
+        """``test`` for a key the configured issuer documents as a test key (and the embedded
+        sandbox), ``live`` for anything else: a key that may move real money."""
+        info = issuer_info(self.issuer)
+        if info.embedded:
+            return "test"
         key = self.api_key.get_secret_value() if self.api_key else ""
-        return key.startswith(LIVE_KEY_PREFIXES)
+        return info.key_mode(key, LIVE_KEY_PREFIXES)
+
+    def is_live_key(self) -> bool:
+        return self.key_mode() == "live"
 
     def check(self) -> None:
         """Refuses configurations that must not start: a live key without AGENTCARD_LIVE=1, a
         remote issuer without a key, an issuer this version cannot talk to yet."""
-        if self.issuer == "sandbox":
+        info = issuer_info(self.issuer)
+        if info.adapter is None:
+            available = ", ".join(n for n, i in REGISTRY.items() if i.adapter is not None)
+            raise NotSupported(
+                f"issuer {self.issuer!r} is not available in this version; use "
+                f"AGENTCARD_ISSUER={available.replace(', ', ' or ')}."
+            )
+        if info.embedded:
             return
-        if self.issuer != "agentcard":
-            raise NotSupported(f"issuer {self.issuer!r} is not available in this version; "
-                               "use AGENTCARD_ISSUER=sandbox or agentcard.")  # fmt: skip
         if self.api_key is None:
             raise InvalidParams(
                 f"AGENTCARD_API_KEY is required for AGENTCARD_ISSUER={self.issuer}."
             )
         if self.is_live_key() and not self.live:
+            tests = " or ".join(info.test_key_prefixes)
+            test_keys = f"its test keys start {tests}" if tests else "it has no test keys"
             raise InvalidParams(
-                "AGENTCARD_API_KEY is a live key (real money); set AGENTCARD_LIVE=1 to use it."
+                f"AGENTCARD_API_KEY is a live key for {self.issuer} (real money; {test_keys}); "
+                "set AGENTCARD_LIVE=1 to use it."
             )
 
     def issuer_base_url(self) -> str:
-        return self.base_url or DEFAULT_BASE_URLS.get(self.issuer, "")
+        return self.base_url or issuer_info(self.issuer).default_base_url or ""
 
 
 def load_settings() -> Settings:
@@ -137,7 +174,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [
-            f"AGENTCARD_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            f"AGENTCARD_{'_'.join(str(p) for p in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors(include_url=False, include_input=False)
         ]
         raise InvalidParams("; ".join(problems)) from None

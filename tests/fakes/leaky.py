@@ -16,6 +16,7 @@ import contextlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,24 +68,26 @@ def _card_fields() -> dict[str, Any]:
     }
 
 
-def leak(value: Any) -> Any:
-    """``value`` with card data added to every object and appended to every free-text field."""
+def leak(value: Any, extra: str = "") -> Any:
+    """``value`` with card data added to every object and appended to every free-text field
+    (``extra`` too: more card numbers, in whatever shapes a test chose)."""
     if isinstance(value, list):
-        return [leak(item) for item in value]
+        return [leak(item, extra) for item in value]
     if not isinstance(value, dict):
         return value
-    out = {key: leak(item) for key, item in value.items()}
+    out = {key: leak(item, extra) for key, item in value.items()}
     for key in FREE_TEXT:
         if key in out and (out[key] is None or isinstance(out[key], str)):
-            out[key] = (out[key] or "") + SENTENCE
+            out[key] = (out[key] or "") + SENTENCE + extra
     return {**out, **_card_fields()}
 
 
 class _Leaking:
     """ASGI middleware: every JSON answer goes out through ``leak``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, extra: Callable[[], str]) -> None:
         self.app = app
+        self.extra = extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +106,7 @@ class _Leaking:
                 return
             body = b"".join(chunks)
             with contextlib.suppress(ValueError):
-                body = json.dumps(leak(json.loads(body))).encode()
+                body = json.dumps(leak(json.loads(body), self.extra())).encode()
             headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**start, "headers": headers})
@@ -113,9 +116,12 @@ class _Leaking:
 
 
 class LeakyAgentCard(FakeAgentCard):
-    def __init__(self) -> None:
+    """``extra`` is called once per answer; what it returns is leaked into that answer's
+    free-text fields (merchant names, error messages) besides the fixed leaks."""
+
+    def __init__(self, extra: Callable[[], str] = str) -> None:
         super().__init__(api_key=API_KEY)
-        self.app = _Leaking(self.app)  # type: ignore[assignment]
+        self.app = _Leaking(self.app, extra)  # type: ignore[assignment]
 
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")

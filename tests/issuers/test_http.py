@@ -21,7 +21,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from agentcard_mcp.errors import AgentCardError, IssuerRateLimited
-from agentcard_mcp.issuers import connect
+from agentcard_mcp.issuers import REGISTRY, connect
 from agentcard_mcp.issuers.agentcard import AgentCardIssuer
 from agentcard_mcp.issuers.base import CardSpec, PolicyChange
 from agentcard_mcp.issuers.http import IssuerHTTP
@@ -323,6 +323,22 @@ async def test_connect_errors_every_time_are_issuer_unavailable(
     assert len(sleeps.delays) == 3
 
 
+async def test_issuer_unavailable_names_where_it_could_not_reach_and_no_secret(
+    sleeps: Sleeps,
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    base = "https://operator:s3cret@issuer.example:8443/v1?token=ac_test_q1w2e3r4"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse), base_url=base) as client:
+        http = IssuerHTTP(client, "agentcard", max_attempts=2, sleep=sleeps)
+        error = await failure(http, "GET", "/cards")
+    assert error.code == "issuer_unavailable"
+    assert "could not reach agentcard at https://issuer.example:8443 (ConnectError)" in str(error)
+    for secret in ("operator", "s3cret", "token", "ac_test_", "/v1"):
+        assert secret not in str(error)
+
+
 async def test_connect_errors_then_success(
     fake: FakeAgentCard, faulty: Faulty, sleeps: Sleeps
 ) -> None:
@@ -499,7 +515,9 @@ async def test_adapter_keys_only_writes_each_with_its_own_key(
     fake: FakeAgentCard, sleeps: Sleeps
 ) -> None:
     async with open_http(fake, sleeps) as http:
-        issuer = AgentCardIssuer(http, name="agentcard", mode="test")
+        issuer = AgentCardIssuer(
+            http, name="agentcard", mode="test", capabilities=REGISTRY["agentcard"].capabilities
+        )
         spec = CardSpec(await issuer.default_agent_id(), "ads", 5000, None, [])
         card = await issuer.create_card(spec, "create-key-1")
         await issuer.get_card(card.id)
@@ -509,7 +527,7 @@ async def test_adapter_keys_only_writes_each_with_its_own_key(
         await issuer.set_policy(card.id, PolicyChange(daily_limit_cents=6000))
         await issuer.simulate(card.id, 100, "Shop", "saas")
         await issuer.ledger(card_id=card.id, agent_id=None, limit=10, cursor=None, decision=None)
-        await issuer.usage()
+        await issuer.limits()
         await issuer.close(card.id)
     reads = [r for r in fake.requests if r.method == "GET"]
     writes = [r for r in fake.requests if r.method != "GET"]

@@ -17,8 +17,10 @@ from mcp import Client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import SecretStr
 
+from agentcard_mcp.redaction import MASK
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
+from tests.card_corpus import cases, survivors
 from tests.fakes.leaky import PANS, LeakyAgentCard, leaked_in
 from tests.server.leaky_session import run_leaky_session
 from tests.server.stdio_session import SCRIPT, RawSession, clean_env, collect
@@ -142,3 +144,49 @@ async def test_a_real_stdio_session_leaks_nothing_on_stdout_stderr_or_the_audit_
     audit = (home / "audit.jsonl").read_text()
     assert len(audit.splitlines()) == len(results)
     assert leaked_in(audit) == []
+
+
+async def test_every_card_number_shape_an_issuer_leaks_is_masked_in_results_errors_logs_audit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12's corpus (tests/card_corpus.py), its ~8 700 numbers written as text, in the
+    leaking issuer's answers: 250 numbers of every brand and shape in each card's nickname
+    (the purpose the agent reads) and in each error message, through CardServer.call_tool over
+    real JSON-RPC framing (mode="legacy")."""
+    texts = [case for case in cases(10_200, seed=12) if isinstance(case.value, str)]
+    chunks = iter(
+        [
+            " ; then ".join(str(c.value) for c in texts[i : i + 250])
+            for i in range(0, len(texts), 250)
+        ]
+    )
+    answered: list[str] = []
+
+    def next_chunk() -> str:
+        answered.append(next(chunks, ""))
+        return f" and then {answered[-1]} ."
+
+    fake = LeakyAgentCard(extra=next_chunk)
+    home = tmp_path / "home"
+    caplog.set_level(logging.INFO)
+    server = create_server(leaky_settings(home, fake), issuer_transport=fake.transport())
+    results = []
+    async with Client(server, mode="legacy") as client:
+        created = await client.call_tool("create_card", {"daily_limit_cents": 5000, "purpose": "x"})
+        assert created.structured_content is not None
+        card_id = created.structured_content["id"]
+        while len(answered) < len(range(0, len(texts), 250)):
+            results.append(await client.call_tool("get_card", {"card_id": card_id}))
+            fake.force(404, message="no such card", method="GET", path=f"/v1/cards/{card_id}")
+            results.append(await client.call_tool("get_card", {"card_id": card_id}))
+    shown = json.dumps([r.model_dump(mode="json") for r in results], ensure_ascii=False)
+    pans = [case.pan for case in texts]
+    leaked = {c.pan for c in texts if any(str(c.value) in chunk for chunk in answered)}
+    assert len(leaked) == len(pans)  # every number went out in some answer...
+    assert shown.count(MASK) >= len(pans)  # ...came back masked...
+    assert survivors(pans, shown) == []  # ...and none whole, in any result or error text
+    assert any(r.is_error for r in results)  # error texts...
+    assert not all(r.is_error for r in results)  # ...and results
+    log_text = "\n".join(record.getMessage() for record in caplog.records)
+    assert survivors(pans, log_text) == []
+    assert survivors(pans, (home / "audit.jsonl").read_text()) == []

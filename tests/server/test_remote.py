@@ -159,7 +159,7 @@ def check_session(steps: list[Step], issuer: str) -> None:
     # The frozen card still commits what it spent today (DESIGN §5: the day's commitment).
     assert limits["committed_daily_cents"] == 1500
     assert limits["spent_today_cents"] == 1500
-    assert (limits["issuer_card_limit"], limits["issuer_cards_remaining"]) == (25, 24)
+    assert limits["issuer_limits"] == {"card_limit": 25, "cards_remaining": 24}
 
 
 async def embedded_baseline(home: Path) -> list[Step]:

@@ -3,13 +3,14 @@ the modules (the operator's side in ``operator``, the server in ``server``)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
 from ..redaction import install_log_redaction
 from . import sandbox, serve
-from .common import fail
+from .common import debugging, fail, unexpected
 from .operator_commands import operator_command
 from .parser import build_parser
 
@@ -17,8 +18,24 @@ __all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command. Whatever stops it reaches the terminal as one line (a traceback only
+    with AGENTCARD_LOG_LEVEL=DEBUG): exit 2 for what the operator must change, 1 for a
+    failure, 130 for Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("agentcard-mcp: stopped (Ctrl-C).", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debugging():
+            raise
+        unexpected(exc)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     # Logs go to stderr: on stdio, stdout carries protocol messages only.
     logging.basicConfig(
         stream=sys.stderr,
@@ -35,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AgentCardError as exc:
             fail("agentcard-mcp sandbox", exc)
             return 2
+    if args.command == "doctor":
+        from .doctor import doctor
+
+        return doctor(args)
     if args.command == "demo":
         return sandbox.demo()
     if args.command == "console":

@@ -4,6 +4,7 @@ the configured state (SQLite files in the home, or the shared PostgreSQL)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -12,12 +13,20 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..redaction import redact_text
-from ..settings import Settings
+from ..settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from ..storage import Storage
 
-__all__ = ["fail", "opened", "set_log_level", "where", "with_storage"]
+__all__ = [
+    "debugging",
+    "fail",
+    "opened",
+    "set_log_level",
+    "unexpected",
+    "where",
+    "with_storage",
+]
 
 
 def set_log_level(level: str) -> None:
@@ -29,6 +38,28 @@ def set_log_level(level: str) -> None:
 def fail(prefix: str, exc: BaseException) -> None:
     """An error for the operator's terminal, masked: an issuer's message may quote card data."""
     print(f"{prefix}: {redact_text(str(exc))}", file=sys.stderr)
+
+
+def unexpected(exc: BaseException) -> None:
+    """A failure no command expected (a bug, a disk refusing a file), as one line: the first
+    error inside any exception group, which only says how many it holds."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    said = redact_text(str(exc))
+    print(
+        f"agentcard-mcp: {type(exc).__name__}: {said} "
+        "(AGENTCARD_LOG_LEVEL=DEBUG shows the traceback)",
+        file=sys.stderr,
+    )
+
+
+def debugging() -> bool:
+    """Whether AGENTCARD_LOG_LEVEL (the environment or .env) asks for DEBUG, read again so that
+    a command stopped by bad settings still answers."""
+    try:
+        return load_settings().log_level == "DEBUG"
+    except Exception:
+        return os.environ.get("AGENTCARD_LOG_LEVEL", "").strip().upper() == "DEBUG"
 
 
 def with_storage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from .. import __version__
@@ -24,11 +25,32 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _settings_epilog() -> str:
+    """The AGENTCARD_* variables, from the Settings fields themselves: a new setting is listed
+    here without anyone writing it twice."""
+    from ..settings import Settings
+
+    fields = Settings.model_fields
+    width = max(len(name) for name in fields) + len("AGENTCARD_") + 2
+    lines = ["settings, from the environment or a .env file in the working directory:"]
+    for name, field in fields.items():
+        variable = f"AGENTCARD_{name.upper()}"
+        said = textwrap.wrap(field.description or "", 78 - width - 2)
+        lines.append(f"  {variable:<{width}}{said[0] if said else ''}")
+        lines.extend(" " * (width + 2) + more for more in said[1:])
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentcard-mcp",
-        description="Prepaid spending cards for LLM agents, under the operator's limits. "
-        "State lives in AGENTCARD_HOME (default ~/.agentcard-mcp).",
+        description=textwrap.fill(
+            "Prepaid spending cards for LLM agents, under the operator's limits. State lives in "
+            "AGENTCARD_HOME (default ~/.agentcard-mcp).",
+            78,
+        ),
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's columns as made
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -47,17 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="stdio (default); http: streamable HTTP at /mcp; sse: legacy SSE at "
         "/sse. HTTP transports need an API key (`agentcard-mcp keys create`)",
     )
+    # --host and --port default to None, so that serve can tell them given (and refuse them
+    # with stdio) from not; serve fills in the defaults the help names.
     serve.add_argument(
         "--host",
-        default="127.0.0.1",
         help="address to bind for http/sse (default 127.0.0.1; any other address "
         "is refused until a key exists)",
     )
-    serve.add_argument("--port", type=_port, default=8765, help="port for http/sse (default 8765)")
+    serve.add_argument("--port", type=_port, help="port for http/sse (default 8765)")
     serve.add_argument(
         "--stateless",
         action="store_true",
-        help="streamable HTTP without sessions (approvals then go out of band)",
+        help="streamable HTTP without sessions (approvals then go out of band); http only",
     )
     serve.add_argument(
         "--allowed-host",
@@ -96,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=8766, help="port (default 8766; 0 picks one)"
     )
 
+    commands.add_parser(
+        "doctor",
+        help="check the configured issuer (key, mode, capabilities, limits) and say what each "
+        "tool does on it; creates nothing",
+        description="Check the configured issuer without creating anything: the settings, the "
+        "API key (by reading), test or live mode, its capabilities and its own limits; then "
+        "print what each tool will do on it. Exit 0: ready; 1: the issuer refused or could not "
+        "be reached; 2: the configuration is wrong.",
+    )
+
     keys = commands.add_parser(
         "keys",
         help="API keys for the HTTP transports: create, list, revoke",
@@ -132,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the keys: prefix, name, scope, rate, in-band approval, created, last used",
     )
     revoke = key_actions.add_parser("revoke", help="revoke a key: its next request is refused")
-    revoke.add_argument("key_id", metavar="ID")  # fmt: skip
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, key_… (`keys list` shows it)")
 
     commands.add_parser(
         "demo",
@@ -166,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     approval_actions.add_parser("list", help="pending approvals")
     for verb in ("approve", "deny"):
         decide = approval_actions.add_parser(verb, help=f"{verb} a pending approval")
-        decide.add_argument("approval_id", metavar="ID")
+        decide.add_argument(
+            "approval_id",
+            metavar="ID",
+            help="the approval's id, apr_… (in the agent's approval_required error and in "
+            "`approvals list`)",
+        )
 
     audit = commands.add_parser(
         "audit",
@@ -207,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     swipe.add_argument("amount_cents", metavar="AMOUNT_CENTS", type=_cents,
                        help="integer USD cents, e.g. 1500 for $15.00")  # fmt: skip
     swipe.add_argument("--merchant", required=True, help='merchant name, e.g. "Delta Airlines"')
-    swipe.add_argument("--mcc", required=True, help="merchant category tag, e.g. travel, saas")
+    swipe.add_argument(
+        "--mcc",
+        required=True,
+        help="merchant category: a tag (travel, saas, ...) or a 4-digit MCC such as 4511, "
+        "translated as simulate_purchase does",
+    )
     swipe.add_argument("--currency", default="usd", help="ISO currency code (default usd)")
     swipe.add_argument("--db", type=Path, help="database file (default AGENTCARD_HOME/sandbox.db)")
     swipe.add_argument("--url", help="a running sandbox server, e.g. http://127.0.0.1:8787")

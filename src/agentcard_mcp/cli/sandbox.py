@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from .. import categories
 from ..home import check_home
 from ..settings import load_settings
 from .common import fail
@@ -17,6 +18,9 @@ __all__ = ["demo", "sandbox"]
 
 
 def demo() -> int:
+    """Exit 0; 2 when the settings refuse to run it (a live key, an unsafe home); 1, in one
+    line saying what went wrong, when the issuer refuses the key, cannot be reached, or a step
+    fails."""
     from ..errors import AgentCardError
 
     logging.getLogger().setLevel(logging.ERROR)
@@ -31,6 +35,14 @@ def demo() -> int:
     except AgentCardError as exc:
         fail("agentcard-mcp demo", exc)
         return 2
+    except Exception as exc:  # the MCP client's task group wraps what stopped the session
+        from ..demo import failure_of
+
+        failure = failure_of(exc)
+        if failure is None:
+            raise
+        fail("agentcard-mcp demo", failure)
+        return 1
     return 0
 
 
@@ -41,8 +53,10 @@ def sandbox(args: argparse.Namespace) -> int:
     if args.action == "serve":
         runner.serve(db, args.host, args.port)
         return 0
+    # A tag or a 4-digit MCC, translated as simulate_purchase translates it ("4511": travel).
+    (tag,) = categories.normalize([args.mcc], field="--mcc")
     status, payload = anyio.run(
-        runner.swipe, db, args.card_id, args.amount_cents, args.merchant, args.mcc,
+        runner.swipe, db, args.card_id, args.amount_cents, args.merchant, tag,
         args.currency, args.url,
     )  # fmt: skip
     if args.json:

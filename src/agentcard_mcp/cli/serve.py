@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..policy import load_policy
@@ -28,6 +31,9 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if (refused := _not_for(transport, args)) is not None:
+        print(f"agentcard-mcp: {refused}", file=sys.stderr)
+        return 2
     try:
         settings = load_settings()
         settings.check()
@@ -49,6 +55,7 @@ def serve(args: argparse.Namespace) -> int:
         fail("agentcard-mcp", exc)
         return 2
     if sys.stdin.isatty():
+        signal.signal(signal.SIGINT, _stop_at_once)
         print(
             "agentcard-mcp speaks MCP on stdin/stdout: connect an MCP host (Claude Desktop, the "
             "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
@@ -58,13 +65,63 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_at_once(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C in a terminal: the process ends now, in one line. The SDK reads stdin in a worker
+    thread that no cancellation reaches, so an orderly stop would wait for the next Enter. In a
+    terminal only a person is connected, and a call they cut short ends as under a crash: the
+    budget counts its reservation until the next start reconciles it against the issuer,
+    SQLite keeps what was committed, and only that call has no audit record."""
+    sys.stderr.write("agentcard-mcp: stopped (Ctrl-C).\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+# The transports each option of `serve` means something to; given with another, it is refused
+# rather than silently ignored.
+_APPLIES_TO = {
+    "--host": ("http", "sse"),
+    "--port": ("http", "sse"),
+    "--stateless": ("http",),
+    "--allowed-host": ("http", "sse"),
+    "--allowed-origin": ("http", "sse"),
+}
+_WHY_NOT = {
+    "stdio": "the MCP host starts this process and speaks to it on stdin/stdout",
+    "sse": "an SSE stream is a session",
+}
+
+
+def _not_for(transport: str, args: argparse.Namespace) -> str | None:
+    """Why the options given cannot go with ``transport``, or None when they all apply."""
+    given = {
+        "--host": getattr(args, "host", None) is not None,
+        "--port": getattr(args, "port", None) is not None,
+        "--stateless": getattr(args, "stateless", False),
+        "--allowed-host": bool(getattr(args, "allowed_host", [])),
+        "--allowed-origin": bool(getattr(args, "allowed_origin", [])),
+    }
+    misplaced = [
+        option for option, on in given.items() if on and transport not in _APPLIES_TO[option]
+    ]
+    if not misplaced:
+        return None
+    # Those that apply where the first does, together (--host and --port); the rest next time.
+    misplaced = [option for option in misplaced if _APPLIES_TO[option] == _APPLIES_TO[misplaced[0]]]
+    needs = " or ".join(_APPLIES_TO[misplaced[0]])
+    return (
+        f"{', '.join(misplaced)} {'applies' if len(misplaced) == 1 else 'apply'} to "
+        f"--transport {needs}, not {transport} ({_WHY_NOT[transport]}); leave "
+        f"{'it' if len(misplaced) == 1 else 'them'} out."
+    )
+
+
 def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace) -> int:
     from ..http.app import HttpOptions, serve_http
 
     options = HttpOptions(
         transport=args.transport,
-        host=args.host,
-        port=args.port,
+        host="127.0.0.1" if args.host is None else args.host,
+        port=8765 if args.port is None else args.port,
         stateless=args.stateless,
         allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin),

@@ -148,7 +148,7 @@ def _card_row(card: Card, csrf: str) -> str:
     return (
         f'<tr data-card-id="{escape(card.id)}"><td><code>{shown(data["id"])}</code> '
         f'<a href="{escape(path)}/ledger" data-action="ledger">ledger</a></td>'
-        f"<td>{shown(data['purpose'] or '')}</td><td>{shown(data['status'])}</td>"
+        f"<td>{shown(data.get('purpose') or '')}</td><td>{shown(data['status'])}</td>"
         f"<td>{shown(usd(card.daily_limit_cents))}</td>"
         f"<td>{shown(usd(card.per_auth_max_cents))}</td><td>{shown(categories)}</td>"
         f"<td>{shown(usd(card.current_daily_spend_cents))}</td>"

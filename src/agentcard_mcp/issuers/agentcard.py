@@ -7,44 +7,30 @@ and no card expiry, so those capabilities are absent.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from ..models import Authorization, Card, CardStatus, LedgerEntry, LedgerPage, LedgerTotals
-from .base import Capability, CardSpec, PolicyChange
-from .http import IssuerHTTP
+from ..models import (
+    Authorization,
+    Card,
+    CardStatus,
+    IssuerLimits,
+    LedgerEntry,
+    LedgerPage,
+    LedgerTotals,
+)
+from .base import CardSpec, IssuerBase, PolicyChange
 
 __all__ = ["AgentCardIssuer"]
 
-_CAPABILITIES = frozenset(
-    {
-        Capability.CREATE_CARD, Capability.LIST_CARDS, Capability.FREEZE, Capability.UNFREEZE,
-        Capability.SET_POLICY, Capability.CLOSE, Capability.LEDGER, Capability.AGENT_LEDGER,
-        Capability.USAGE,
+
+class AgentCardIssuer(IssuerBase):
+    instead: ClassVar[Mapping[str, str]] = {
+        "simulate": "test purchases need an ac_test_ key",
+        "merchant_blocklist": "set the blocklist in AgentCard's dashboard",
+        "single_use": "create a card and close it (close_card) after its purchase",
+        "ttl": "close the card (close_card) when it is no longer needed",
     }
-)  # fmt: skip
-
-
-class AgentCardIssuer:
-    def __init__(
-        self,
-        http: IssuerHTTP,
-        *,
-        name: str,
-        mode: Literal["test", "live"],
-        agent_id: str | None = None,
-        owner_settings: bool = False,
-    ) -> None:
-        self.http = http
-        self.name = name
-        self.mode = mode
-        self._agent_id = agent_id
-        # Test keys may swipe through /v1/_test/swipe; live keys never can. The owner's
-        # merchant blocklist is a dashboard setting at AgentCard; only the sandbox offers it
-        # through the API (PATCH /v1/owner).
-        extra = {Capability.SIMULATE} if mode == "test" else set()
-        if owner_settings:
-            extra.add(Capability.MERCHANT_BLOCKLIST)
-        self.capabilities = _CAPABILITIES | extra
 
     async def default_agent_id(self) -> str:
         """The configured agent, else the account's first active agent (the starter agent)."""
@@ -151,9 +137,19 @@ class AgentCardIssuer:
             ),
         )
 
-    async def usage(self) -> dict[str, Any]:
+    async def _usage(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.http.request("GET", "/v1/usage")
         return result
+
+    async def limits(self) -> IssuerLimits:
+        cards = (await self._usage()).get("cards") or {}
+        return IssuerLimits(card_limit=cards.get("limit"), cards_remaining=cards.get("remaining"))
+
+    async def spend_by_day(self) -> list[tuple[str, str, int]] | None:
+        counted = (await self._usage()).get("spend_by_day")
+        if not isinstance(counted, list):
+            return None
+        return [(r["day"], r["mcc"], int(r["volume_cents"])) for r in counted]
 
     async def set_merchant_blocklist(self, merchants: list[str]) -> None:
         await self.http.request("PATCH", "/v1/owner", json={"merchant_blocklist": merchants})

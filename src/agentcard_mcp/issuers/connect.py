@@ -1,20 +1,21 @@
 """Opening the configured issuer for the server's lifetime: one shared ``httpx.AsyncClient``,
-to the embedded sandbox in process (the default) or to a remote API."""
+to the embedded sandbox in process (the default) or to a remote API, as the registry says."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import httpx
 
 from ..sandbox import Store, create_app, provision
 from ..settings import Settings
-from .agentcard import AgentCardIssuer
+from . import issuer_info
 from .base import Issuer
 from .http import IssuerHTTP
+from .pacing import Pace
+from .registry import IssuerInfo
 
 __all__ = ["open_issuer"]
 
@@ -30,46 +31,63 @@ async def open_issuer(
     """The issuer ``settings`` name; ``transport`` replaces the network for a remote issuer
     (tests hand in a fake issuer app here)."""
     settings.check()
-    if settings.issuer == "sandbox":
-        async with _embedded_sandbox(settings) as issuer:
+    info = issuer_info(settings.issuer)
+    if info.embedded:
+        async with _embedded_sandbox(settings, info) as issuer:
             yield issuer
         return
-    assert settings.api_key is not None  # settings.check() made sure
-    headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
-    mode: Literal["test", "live"] = "live" if settings.is_live_key() else "test"
+    assert settings.api_key is not None  # settings.check() made sure of both
+    assert info.adapter is not None
+    mode = settings.key_mode()
     async with httpx.AsyncClient(
-        base_url=settings.issuer_base_url(), headers=headers, timeout=_TIMEOUT, transport=transport
+        base_url=settings.issuer_base_url(),
+        headers=info.auth_headers(settings.api_key.get_secret_value()),
+        timeout=_TIMEOUT,
+        transport=transport,
     ) as client:
         log.warning("issuer: %s at %s (%s mode)", settings.issuer, settings.issuer_base_url(), mode)
-        http = IssuerHTTP(client, settings.issuer)
-        yield AgentCardIssuer(http, name=settings.issuer, mode=mode, agent_id=settings.agent_id)
+        pace = Pace(info.requests_per_minute) if info.requests_per_minute else None
+        http = IssuerHTTP(
+            client, settings.issuer, overrides=info.adapter.error_overrides, pace=pace
+        )
+        yield info.adapter(
+            http,
+            name=settings.issuer,
+            mode=mode,
+            capabilities=info.capabilities_in(mode),
+            agent_id=settings.agent_id,
+            home=settings.home,
+        )
 
 
 @asynccontextmanager
-async def _embedded_sandbox(settings: Settings) -> AsyncIterator[Issuer]:
+async def _embedded_sandbox(settings: Settings, info: IssuerInfo) -> AsyncIterator[Issuer]:
+    assert info.adapter is not None
     db = settings.ensure_home() / "sandbox.db"
     store = Store(db)
     try:
         credentials = provision(store, db)
         app = create_app(store)
-        headers = {"Authorization": f"Bearer {credentials.api_key}"}
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://sandbox", headers=headers
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://sandbox",
+                headers=info.auth_headers(credentials.api_key),
             ) as client,
         ):
             log.warning(
                 "issuer: the embedded AgentCard sandbox, TEST MODE (no real money), database %s",
                 db,
             )
-            http = IssuerHTTP(client, "sandbox")
-            yield AgentCardIssuer(
+            http = IssuerHTTP(client, info.name, overrides=info.adapter.error_overrides)
+            yield info.adapter(
                 http,
-                name="sandbox",
+                name=info.name,
                 mode="test",
+                capabilities=info.capabilities_in("test"),
                 agent_id=settings.agent_id or credentials.agent_id,
-                owner_settings=True,
+                home=settings.home,
             )
     finally:
         store.close()

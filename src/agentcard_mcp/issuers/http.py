@@ -13,6 +13,11 @@
     409 → idempotency_conflict 422, other 4xx → issuer_rejected 429 → issuer_rate_limited
     5xx, transport errors, a 409 still in flight, a 2xx that is not JSON → issuer_unavailable
 
+  An adapter overrides this for its own error codes (``IssuerBase.error_overrides``: ClawdCards'
+  403 ``limit_exceeded`` is a limit reached, not a bad key); a 403 names the scope the request
+  needed when the adapter says which (agent-card.sh's and Proxy's keys are scoped).
+- Every attempt, retries included, first takes a slot of the issuer's own rate limit
+  (``Pace``): our retries never push a key over it.
 - Within the call's deadline (``deadline``): an attempt starts only with at least
   ``min_attempt_s`` left, a backoff or ``Retry-After`` is waited out only if an attempt still
   fits after it, and every httpx timeout is capped at the time left. Each error names the
@@ -26,7 +31,7 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -43,8 +48,12 @@ from ..errors import (
     IssuerUnavailable,
     NotFound,
 )
+from .pacing import Pace
 
-__all__ = ["IssuerHTTP", "error_for_status", "new_idempotency_key"]
+__all__ = ["IssuerHTTP", "Overrides", "error_for_status", "new_idempotency_key", "origin_of"]
+
+# (status, issuer code) → (error class, what to do next); see ``IssuerBase.error_overrides``.
+Overrides = Mapping[tuple[int, str], tuple[type[AgentCardError], str]]
 
 log = logging.getLogger("agentcard_mcp.issuers")
 
@@ -66,17 +75,38 @@ def _header_key(key: str) -> str:
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:
-    """(code, message) from an error body in Stripe's or a flat shape; empty when absent."""
+    """(code, message) from an error body in Stripe's or a flat shape, or agent-card.sh's
+    ``{"errors": {"detail": ...}}`` (field errors on a 422); empty when absent."""
     try:
         body = response.json()
     except ValueError:
         return "", ""
+    if isinstance(body, dict) and isinstance(body.get("errors"), dict):
+        return "", _errors_text(body["errors"])
     error = body.get("error", body) if isinstance(body, dict) else {}
     if isinstance(error, str):
         return "", error
     if not isinstance(error, dict):
         return "", ""
     return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def origin_of(url: httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``: where a request went, with no user, password, path
+    or query (any of which may hold a secret)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return f"{url.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _errors_text(errors: dict[str, Any]) -> str:
+    if isinstance(errors.get("detail"), str):
+        return str(errors["detail"])
+    # A validation error: {"field": ["message", ...]} (agent-card.sh's 422).
+    return "; ".join(
+        f"{field} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+        for field, v in errors.items()
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -87,22 +117,34 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _host(url: httpx.URL) -> str:
-    """Where the issuer is, for an error text: host and port only."""
-    return f"{url.host}:{url.port}" if url.port else url.host
-
-
-def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
-    """The stable error for an issuer's HTTP error response."""
+def error_for_status(
+    issuer: str,
+    response: httpx.Response,
+    overrides: Overrides | None = None,
+    *,
+    scope: str | None = None,
+) -> AgentCardError:
+    """The stable error for an issuer's HTTP error response: the adapter's ``overrides`` for
+    its own codes first, then the status; ``scope`` is what the request needed (for a 403)."""
     status = response.status_code
     code, message = _error_detail(response)
     said = (
         f"{issuer} said {status}"
         + (f" {code}" if code else "")
-        + (f": {message}" if message else "")
+        + (f": {message.rstrip('.')}" if message else "")
     )
+    if overrides and (override := overrides.get((status, code))) is not None:
+        error, next_step = override
+        if issubclass(error, IssuerRateLimited):
+            return IssuerRateLimited(f"{said}. {next_step}", retry_after=_retry_after(response))
+        return error(f"{said}. {next_step}")
     if status == 400:
         return InvalidParams(f"{said}. Check the arguments and try again.")
+    if status == 403 and scope is not None:
+        return IssuerAuthFailed(
+            f"{said}. The API key lacks the {scope!r} scope this needs: the operator must "
+            f"give AGENTCARD_API_KEY the {scope} scope at {issuer}, or use a key that has it."
+        )
     if status in (401, 403):
         return IssuerAuthFailed(f"{said}. The operator must check AGENTCARD_API_KEY.")
     if status == 404:
@@ -123,7 +165,8 @@ def error_for_status(issuer: str, response: httpx.Response) -> AgentCardError:
         return IssuerRateLimited(f"{said}.{hint}", retry_after=after)
     if status >= 500:
         return IssuerUnavailable(
-            f"{said} (at {_host(response.request.url)}). The issuer is having trouble; retry later."
+            f"{said} (at {origin_of(response.request.url)}). The issuer is having trouble; "
+            "retry later."
         )
     return IssuerRejected(f"{said}.")
 
@@ -142,6 +185,8 @@ class IssuerHTTP:
         max_delay: float = 5.0,
         min_attempt_s: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        overrides: Overrides | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.client = client
         self.issuer = issuer
@@ -150,11 +195,14 @@ class IssuerHTTP:
         self.max_delay = max_delay
         self.min_attempt_s = min_attempt_s
         self._sleep = sleep
+        self.overrides: Overrides = overrides or {}
+        # The issuer's rate limit, kept on our side (None: the issuer's 429s are the only word).
+        self.pace = pace
 
     @property
     def where(self) -> str:
         """The issuer and its host, as error texts name them."""
-        return f"{self.issuer} at {_host(self.client.base_url)}"
+        return f"{self.issuer} at {origin_of(self.client.base_url)}"
 
     async def request(
         self,
@@ -164,17 +212,27 @@ class IssuerHTTP:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        scope: str | None = None,
+        retry: bool = True,
+        send_idempotency_key: bool = True,
     ) -> Any:
-        """The decoded JSON body of a 2xx answer, after retries; else the mapped error."""
+        """The decoded JSON body of a 2xx answer, after retries; else the mapped error.
+
+        ``scope``: the key scope the request needs (named by a 403). ``retry=False``: one
+        attempt only — for a write the issuer cannot deduplicate, which the adapter recovers
+        itself. ``send_idempotency_key=False``: for an issuer that documents no such header."""
         headers = {}
         write = method in _WRITES
-        if write:
+        if write and send_idempotency_key:
             headers["Idempotency-Key"] = _header_key(idempotency_key or new_idempotency_key())
         deadline = call_deadline.current()
         maybe_sent = False  # a write may have reached the issuer: its outcome is unknown
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
+        attempts = self.max_attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
             self._check_time(deadline, None)
+            if self.pace is not None:
+                await self.pace.take(self.issuer)
             try:
                 response = await self._send(
                     deadline, write, method, path, json=json, params=params, headers=headers
@@ -192,7 +250,7 @@ class IssuerHTTP:
                 return self._decode(response)
             delay = self._retry_delay(response, attempt)
             if last or delay is None or not self._fits(deadline, delay):
-                raise error_for_status(self.issuer, response)
+                raise error_for_status(self.issuer, response, self.overrides, scope=scope)
             await self._backoff(attempt, delay, str(response.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -203,7 +261,7 @@ class IssuerHTTP:
         is noted on the call (one refused at connect cannot have reached the issuer)."""
         if deadline is None:
             return await self.client.request(method, path, **kwargs)
-        deadline.host = _host(self.client.base_url)
+        deadline.host = origin_of(self.client.base_url)
         wrote_before = deadline.wrote
         deadline.wrote = wrote_before or write
         timeout = _capped(self.client.timeout, deadline.remaining())
@@ -263,6 +321,8 @@ class IssuerHTTP:
     def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
         """How long to wait before retrying this answer, or None if it must not be retried."""
         status = response.status_code
+        if (status, _error_detail(response)[0]) in self.overrides:
+            return None  # a code the adapter knows (a pool empty, a limit reached): final
         if status == 429:
             # Only a 429 that says when, and soon enough, is waited out; else the agent decides.
             after = _retry_after(response)
@@ -272,6 +332,10 @@ class IssuerHTTP:
         if status == 409 and _error_detail(response)[0] in _IN_FLIGHT_CODES:
             return self._jittered(attempt)
         return None
+
+    async def backoff(self, attempt: int, why: str) -> None:
+        """Waits as a retry after failed ``attempt`` would (for an adapter's own retries)."""
+        await self._backoff(attempt, self._jittered(attempt), why)
 
     def _jittered(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
@@ -20,6 +21,11 @@ __all__ = ["serve", "swipe"]
 
 log = logging.getLogger("agentcard_mcp.sandbox")
 
+# uvicorn's own logging, with its access lines (one per request) on stderr beside every other
+# log line rather than on stdout (DESIGN §11).
+_LOG_CONFIG = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+_LOG_CONFIG["handlers"]["access"]["stream"] = "ext://sys.stderr"
+
 
 def serve(db: Path, host: str, port: int) -> None:
     """Runs the sandbox API with uvicorn until interrupted."""
@@ -30,7 +36,9 @@ def serve(db: Path, host: str, port: int) -> None:
         "the API key is in %s (mode 0600): send it as 'Authorization: Bearer <api_key>'.",
         host, port, db, key_file_for(db),
     )  # fmt: skip
-    config = uvicorn.Config(create_app(store), host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        create_app(store), host=host, port=port, log_level="info", log_config=_LOG_CONFIG
+    )
     try:
         uvicorn.Server(config).run()
     finally:

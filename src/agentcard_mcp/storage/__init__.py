@@ -29,8 +29,8 @@ class Storage:
 def account_of(settings: Settings) -> str:
     """Which issuer account the budget belongs to: every replica configured for the same
     account shares one budget, and another account (another base URL) never mixes in."""
-    if settings.issuer == "sandbox":
-        return f"sandbox:{settings.home.resolve() / 'sandbox.db'}"
+    if settings.is_embedded():
+        return f"{settings.issuer}:{settings.home.resolve() / 'sandbox.db'}"
     return f"{settings.issuer}:{settings.issuer_base_url()}:{settings.agent_id or ''}"
 
 
