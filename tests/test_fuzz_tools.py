@@ -5,7 +5,8 @@ Arguments are drawn from each tool's ``inputSchema`` as ``tools/list`` gives it 
 a number out of range or fractional, a huge or pattern-breaking string (unicode, controls,
 zero-width), deep JSON, a missing required argument, too many items, a value outside an enum.
 Whether an example is invalid is decided by the schema itself (jsonschema), not by the
-generator (an explicit null for an optional argument counts as not given, DESIGN §4). Through the SDK's in-memory ``Client`` (both connection modes, tool by tool):
+generator (an explicit null for an optional argument counts as not given, DESIGN §4).
+Through the SDK's in-memory ``Client`` (both connection modes, tool by tool):
 
 - the server never crashes: every answer is a result, never a protocol error, and an error
   result is ``code: message`` with one of the stable codes (never the SDK's bare "Error
