@@ -290,15 +290,16 @@ def test_any_input_gets_a_stable_answer_and_invalid_input_changes_nothing(
 async def test_a_string_the_sdk_would_read_as_json_is_refused_by_the_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """ "null" for approval_id was read as None, and " card" as "card" (whitespace stripped):
-    both are outside the advertised schema, so both are invalid_params and change nothing."""
+    """'null' for approval_id was read as None, and a card id padded past maxLength was taken
+    once its whitespace was stripped: both are outside the advertised schema, so both are
+    invalid_params and change nothing."""
     settings_ = hermetic_settings(tmp_path / "home", monkeypatch)
     async with Client(create_server(settings_), mode=mode) as client:
         agent = Agent(client, {tool.name: tool for tool in (await client.list_tools()).tools})
         card = await agent.call("create_card", {"purpose": "kept", "daily_limit_cents": 500})
         for arguments in (
             {"card_id": card["id"], "approval_id": "null"},
-            {"card_id": f" {card['id']}"},
+            {"card_id": card["id"] + " " * 64},  # over maxLength, under it once stripped
         ):
             code, message = await agent.fail("close_card", arguments)
             assert code == "invalid_params", message

@@ -239,7 +239,7 @@ class IssuerHTTP:
                 )
             except httpx.TransportError as exc:
                 maybe_sent = maybe_sent or (write and not isinstance(exc, _NOT_SENT))
-                why = f"{type(exc).__name__}, {attempt} attempt{'s' if attempt > 1 else ''}"
+                why = type(exc).__name__
                 if last:
                     raise self._unreachable(maybe_sent, why) from exc
                 backoff = self._jittered(attempt)
