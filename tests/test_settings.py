@@ -18,8 +18,7 @@ from mcp import Client
 from mcp.types import TextContent
 from pydantic import SecretStr
 
-from agentcard_mcp.errors import InvalidParams, NotSupported
-from agentcard_mcp.issuers import REGISTRY
+from agentcard_mcp.errors import InvalidParams
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import LIVE_KEY_PREFIXES, Settings, load_settings
 
@@ -198,16 +197,6 @@ def test_agentcard_without_a_key_is_refused() -> None:
         Settings(issuer="agentcard").check()
     assert str(refused.value).startswith("invalid_params: ")
     assert "AGENTCARD_API_KEY" in str(refused.value)
-
-
-@pytest.mark.parametrize("issuer", [n for n, i in REGISTRY.items() if i.adapter is None])
-def test_issuers_not_yet_available_are_not_supported(issuer: Any) -> None:
-    settings = Settings(issuer=issuer, api_key=SecretStr("sk_test_abc"))
-    with pytest.raises(NotSupported) as refused:
-        settings.check()
-    text = str(refused.value)
-    assert text.startswith("not_supported: ")
-    assert repr(issuer) in text or issuer in text
 
 
 # --- a live key with AGENTCARD_LIVE=1 runs in live mode -----------------------------------------
