@@ -4,8 +4,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support import FakeClock, Sandbox, open_sandbox
+
+# `pytest --hypothesis-profile=long` runs the tool fuzzers (tests/test_fuzz_tools.py) for long;
+# tests that set their own example counts keep them.
+settings.register_profile("long", max_examples=2_000, deadline=None)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -249,13 +249,20 @@ class Budget:
             # creation landed: its reservation is released with the others below.
             await self.observe(*await _all_cards(issuer))
         for reservation in stale:
-            card = None
-            if reservation.card_id is not None:
-                try:
-                    card = await issuer.get_card(reservation.card_id)
-                except NotFound:
-                    card = None
+            if reservation.card_id is None:
+                await self._settle(reservation.id, None)
+                continue
+            try:
+                card = await issuer.get_card(reservation.card_id)
+            except NotFound:
+                # Gone at the issuer (a close that landed): it commits only what it spent.
+                await self.store.settle(reservation.id, await self._closed(reservation.card_id))
+                continue
             await self._settle(reservation.id, card)
+
+    async def _closed(self, card_id: str) -> CardRecord | None:
+        known = await self.store.record(card_id)
+        return None if known is None else replace(known, status="closed")
 
     def _stale(self, reservation: Reservation, now: datetime) -> bool:
         if reservation.settle_after <= now:

@@ -29,7 +29,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from mcp.types import Tool as MCPTool
 from pydantic import Field, StringConstraints, ValidationError, WithJsonSchema
 
-from . import __version__, consent, elicit, policy, scopes
+from . import __version__, consent, deadline, elicit, policy, scopes
 from .audit import AuditRecord, record_of
 from .budget import Budget
 from .categories import TAGS
@@ -37,6 +37,7 @@ from .consent import AuditNote, CallConsent, caller
 from .elicit import ApprovalForm, AskAtConsole, AtConsole, NotAsked
 from .errors import AgentCardError, ApprovalDenied, ApprovalRequired, InvalidParams
 from .guardrails import Verdict
+from .input_check import InputCheck
 from .issuers.connect import open_issuer
 from .models import (
     Authorization,
@@ -165,8 +166,19 @@ class CardServer(MCPServer[None]):
             for tool in tools
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        deadline_s: float = deadline.DEFAULT_DEADLINE_S,
+        timer: deadline.Timer = deadline.REAL_TIME,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # Each call's deadline (deadline.py), and the clock it is measured by.
+        self.deadline_s = deadline_s
+        self.timer = timer
+        # The advertised input schemas, which every call's arguments must meet first.
+        self._inputs = InputCheck()
         # Where each call's audit record goes: the storage's sink, while the issuer scope below
         # has the storage open.
         self.audit: AuditSink | None = None
@@ -183,9 +195,15 @@ class CardServer(MCPServer[None]):
         token = _audit_note.set(entry)
         started = time.perf_counter()
         outcome = "internal_error"
+        bound = deadline.CallDeadline(self.deadline_s, self.timer)
         try:
             scopes.check(name)  # a cards:read key's write call: a JSON-RPC error it can read
-            result = _redacted(await super().call_tool(name, arguments, context))
+            with deadline.bounded(bound):
+                if not self._inputs.loaded:  # every tool's schema as advertised, any scope
+                    tools = await super().list_tools()
+                    self._inputs.load((t.name, compact(t.input_schema)) for t in tools)
+                self._inputs.check(name, arguments)
+                result = _redacted(await super().call_tool(name, arguments, context))
             outcome = _outcome_of(result)
             if isinstance(result, CallToolResult) and name == "create_card" and not result.is_error:
                 entry.card_id = (result.structured_content or {}).get("id")
@@ -202,6 +220,7 @@ class CardServer(MCPServer[None]):
             error = _as_agent_error(exc)
             if error is None:
                 raise
+            error = deadline.explained(error, name, bound)
             outcome = error.code
             if isinstance(error, ApprovalRequired):
                 entry.approval_id = error.approval_id
@@ -331,6 +350,8 @@ def _consent(
     answered in band, or the approval whose console page the client was sent; and the call's
     audit note."""
     sent = answer.data if isinstance(answer, AcceptedElicitation) else None
+    if (bound := deadline.current()) is not None:
+        bound.resume()  # after a human was asked, the call's whole deadline again
     if isinstance(sent, AtConsole):
         return CallConsent(sent.approval_id, None, _audit_note.get(), url_shown=True)
     return CallConsent(approval_id, elicit.human_of(answer), _audit_note.get())
@@ -339,6 +360,11 @@ def _consent(
 @asynccontextmanager
 async def _no_issuer(_: Storage | None = None) -> AsyncIterator[None]:
     yield
+
+
+def _pause_deadline() -> None:
+    if (bound := deadline.current()) is not None:
+        bound.pause()
 
 
 def _short_text(value: Any) -> str | None:
@@ -357,9 +383,13 @@ def _outcome_of(result: CallToolResult | InputRequiredResult) -> str:
 
 
 def create_server(
-    settings: Settings | None = None, *, issuer_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    issuer_transport: httpx.AsyncBaseTransport | None = None,
+    timer: deadline.Timer = deadline.REAL_TIME,
 ) -> CardServer:
-    """The server for ``settings``; ``issuer_transport`` stands in for a remote issuer's network."""
+    """The server for ``settings``; ``issuer_transport`` stands in for a remote issuer's network,
+    ``timer`` for the clock that each call's deadline and the issuer's backoff go by."""
     settings = settings or Settings()
     install_log_redaction()
     # A bad policy file stops the server here, before anything is served (PolicyError names
@@ -411,6 +441,8 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        deadline_s=settings.call_deadline_s,
+        timer=timer,
     )
     server.issuer_scope = issuer_scope
     _register_tools(server, service)
@@ -437,11 +469,15 @@ def _register_tools(server: CardServer, service: CardService) -> None:
             and via.session
             and elicit.can_open_url(ctx)
         ):
+            _pause_deadline()  # the human's time is not the issuer's
             return await elicit.at_console(
                 ctx, lambda: service.request_approval(request, verdict), service.approval_link,
                 summary,
             )  # fmt: skip
-        return elicit.ask(ctx, verdict, approval_id, summary, in_band=in_band)
+        asked = elicit.ask(ctx, verdict, approval_id, summary, in_band=in_band)
+        if isinstance(asked, Elicit):
+            _pause_deadline()  # the human's time is not the issuer's
+        return asked
 
     async def create_consent(
         ctx: Context[None, Any],

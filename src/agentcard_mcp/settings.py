@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .deadline import DEFAULT_DEADLINE_S
 from .errors import InvalidParams, NotSupported
 from .home import ensure_home
 from .issuers import DEFAULT_ISSUER, LIVE_KEY_PREFIXES, REGISTRY, issuer_info
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     console_url: str = Field(
         default=DEFAULT_CONSOLE_URL,
         description="The operator console's URL, for the approval links the server gives out.",
+    )
+    call_deadline_s: float = Field(
+        default=DEFAULT_DEADLINE_S,
+        gt=0,
+        le=100,  # below the budget's 120 s lease: a live call always settles before it ends
+        description="How long one tool call may take, the issuer's retries included; after "
+        "it the agent is told what may have happened.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging on stderr; DEBUG adds the SDK's and httpx's records."

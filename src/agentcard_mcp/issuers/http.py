@@ -1,7 +1,9 @@
 """HTTP to an issuer: retries, idempotency keys and error mapping, in one place.
 
 - Every write carries an ``Idempotency-Key`` made once per logical operation and sent again,
-  unchanged, on every retry — so a retry after a lost response can never act twice.
+  unchanged, on every retry — so a retry after a lost response can never act twice. An agent's
+  own key may be any text; one that is not printable ASCII (all a header can carry) is sent as
+  its SHA-256, the same for the same key.
 - Retried: connection errors, timeouts, 5xx, a 409 saying the same key is still in flight, and
   a 429 whose ``Retry-After`` fits in the backoff cap (a 429 without one is not retried).
   Backoff is capped and jittered.
@@ -16,19 +18,26 @@
   needed when the adapter says which (agent-card.sh's and Proxy's keys are scoped).
 - Every attempt, retries included, first takes a slot of the issuer's own rate limit
   (``Pace``): our retries never push a key over it.
+- Within the call's deadline (``deadline``): an attempt starts only with at least
+  ``min_attempt_s`` left, a backoff or ``Retry-After`` is waited out only if an attempt still
+  fits after it, and every httpx timeout is capped at the time left. Each error names the
+  issuer's host (never the full base URL, which may carry credentials). A write that may have
+  reached the issuer is noted on the call, so the agent is told to look before it retries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import anyio
 import httpx
 
+from .. import deadline as call_deadline
+from ..deadline import CallDeadline, DeadlineExceeded
 from ..errors import (
     AgentCardError,
     IdempotencyConflict,
@@ -51,10 +60,18 @@ log = logging.getLogger("agentcard_mcp.issuers")
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 # Codes an issuer uses for "a request with this key is still being processed" (Stripe's words).
 _IN_FLIGHT_CODES = frozenset({"idempotency_key_in_use", "request_in_progress", "lock_timeout"})
+# Transport errors raised before a request left: it cannot have reached the issuer.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
+
+
+def _header_key(key: str) -> str:
+    if key and key.isascii() and key.isprintable() and key == key.strip():
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str]:
@@ -147,12 +164,16 @@ def error_for_status(
         hint = f" Retry after {after:g} s." if after is not None else " Retry later."
         return IssuerRateLimited(f"{said}.{hint}", retry_after=after)
     if status >= 500:
-        return IssuerUnavailable(f"{said}. The issuer is having trouble; retry later.")
+        return IssuerUnavailable(
+            f"{said} (at {origin_of(response.request.url)}). The issuer is having trouble; "
+            "retry later."
+        )
     return IssuerRejected(f"{said}.")
 
 
 class IssuerHTTP:
-    """Sends requests to one issuer through a shared ``httpx.AsyncClient``."""
+    """Sends requests to one issuer through a shared ``httpx.AsyncClient``. ``sleep`` waits
+    between attempts (default: the call deadline's timer, else real time)."""
 
     def __init__(
         self,
@@ -162,7 +183,8 @@ class IssuerHTTP:
         max_attempts: int = 4,
         base_delay: float = 0.2,
         max_delay: float = 5.0,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        min_attempt_s: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         overrides: Overrides | None = None,
         pace: Pace | None = None,
     ) -> None:
@@ -171,10 +193,16 @@ class IssuerHTTP:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.min_attempt_s = min_attempt_s
         self._sleep = sleep
         self.overrides: Overrides = overrides or {}
         # The issuer's rate limit, kept on our side (None: the issuer's 429s are the only word).
         self.pace = pace
+
+    @property
+    def where(self) -> str:
+        """The issuer and its host, as error texts name them."""
+        return f"{self.issuer} at {origin_of(self.client.base_url)}"
 
     async def request(
         self,
@@ -194,32 +222,90 @@ class IssuerHTTP:
         attempt only — for a write the issuer cannot deduplicate, which the adapter recovers
         itself. ``send_idempotency_key=False``: for an issuer that documents no such header."""
         headers = {}
-        if method in _WRITES and send_idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        write = method in _WRITES
+        if write and send_idempotency_key:
+            headers["Idempotency-Key"] = _header_key(idempotency_key or new_idempotency_key())
+        deadline = call_deadline.current()
+        maybe_sent = False  # a write may have reached the issuer: its outcome is unknown
         attempts = self.max_attempts if retry else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            self._check_time(deadline, None)
             if self.pace is not None:
                 await self.pace.take(self.issuer)
             try:
-                response = await self.client.request(
-                    method, path, json=json, params=params, headers=headers
+                response = await self._send(
+                    deadline, write, method, path, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
+                maybe_sent = maybe_sent or (write and not isinstance(exc, _NOT_SENT))
+                why = type(exc).__name__
                 if last:
-                    raise IssuerUnavailable(
-                        f"could not reach {self.issuer} at {origin_of(self.client.base_url)} "
-                        f"({type(exc).__name__}); retry later."
-                    ) from exc
-                await self._backoff(attempt, None, f"{type(exc).__name__}")
+                    raise self._unreachable(maybe_sent, why) from exc
+                backoff = self._jittered(attempt)
+                self._check_time(deadline, backoff, why, exc)
+                await self._backoff(attempt, backoff, type(exc).__name__)
                 continue
             if response.is_success:
                 return self._decode(response)
             delay = self._retry_delay(response, attempt)
-            if last or delay is None:
+            if last or delay is None or not self._fits(deadline, delay):
                 raise error_for_status(self.issuer, response, self.overrides, scope=scope)
             await self._backoff(attempt, delay, str(response.status_code))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, deadline: CallDeadline | None, write: bool, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One attempt, its timeouts capped at the call's time left; a write that may have left
+        is noted on the call (one refused at connect cannot have reached the issuer)."""
+        if deadline is None:
+            return await self.client.request(method, path, **kwargs)
+        deadline.host = origin_of(self.client.base_url)
+        wrote_before = deadline.wrote
+        deadline.wrote = wrote_before or write
+        timeout = _capped(self.client.timeout, deadline.remaining())
+        try:
+            return await self.client.request(method, path, timeout=timeout, **kwargs)
+        except _NOT_SENT:
+            deadline.wrote = wrote_before
+            raise
+
+    def _fits(self, deadline: CallDeadline | None, wait: float) -> bool:
+        """Whether an attempt still fits in the call's time after waiting ``wait``: at least
+        ``min_attempt_s`` (or a tenth of a shorter deadline) must be left for it."""
+        if deadline is None:
+            return True
+        attempt = min(self.min_attempt_s, deadline.seconds / 10)
+        return wait + attempt <= deadline.remaining()
+
+    def _check_time(
+        self,
+        deadline: CallDeadline | None,
+        wait: float | None,
+        why: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        """Refuses to start (or wait for) an attempt that cannot finish before the deadline."""
+        if deadline is None or self._fits(deadline, wait or 0.0):
+            return
+        seconds = f"{deadline.seconds:g} s"
+        if why:
+            error = DeadlineExceeded(
+                f"no answer from {self.where} ({why}) within this call's {seconds} deadline."
+            )
+        else:
+            error = DeadlineExceeded(
+                f"this call's {seconds} deadline left no time for another request to {self.where}."
+            )
+        raise error from cause
+
+    def _unreachable(self, maybe_sent: bool, why: str) -> Exception:
+        if maybe_sent:
+            return IssuerUnavailable(
+                f"no answer from {self.where} ({why}); the request may have reached it."
+            )
+        return IssuerUnavailable(f"could not reach {self.where} ({why}); retry later.")
 
     def _decode(self, response: httpx.Response) -> Any:
         if not response.content:
@@ -228,7 +314,7 @@ class IssuerHTTP:
             return response.json()
         except ValueError as exc:  # a proxy or captive portal answering for the issuer
             raise IssuerUnavailable(
-                f"{self.issuer} answered {response.status_code} with a body that is not JSON; "
+                f"{self.where} answered {response.status_code} with a body that is not JSON; "
                 "check AGENTCARD_BASE_URL, or retry later."
             ) from exc
 
@@ -249,13 +335,28 @@ class IssuerHTTP:
 
     async def backoff(self, attempt: int, why: str) -> None:
         """Waits as a retry after failed ``attempt`` would (for an adapter's own retries)."""
-        await self._backoff(attempt, None, why)
+        await self._backoff(attempt, self._jittered(attempt), why)
 
     def _jittered(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
-    async def _backoff(self, attempt: int, delay: float | None, why: str) -> None:
-        wait = self._jittered(attempt) if delay is None else delay
+    async def _backoff(self, attempt: int, wait: float, why: str) -> None:
         log.info("%s: attempt %d failed (%s); retrying in %.2fs", self.issuer, attempt, why, wait)
-        await self._sleep(wait)
+        if self._sleep is not None:
+            await self._sleep(wait)
+        else:
+            deadline = call_deadline.current()
+            await (deadline.timer if deadline is not None else call_deadline.REAL_TIME).sleep(wait)
+
+
+def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """``timeout`` with no phase longer than ``left`` seconds."""
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect), read=cap(timeout.read), write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )  # fmt: skip
