@@ -9,6 +9,7 @@ write, the card's policy is read back from the issuer and must be what was asked
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -252,7 +253,7 @@ class CardService:
                 # Only a card that passed its read-back: a retry of a refused one is refused again.
                 digest = approvals.digest(request.tool, request.arguments())
                 await self.budget.store.remember(
-                    idempotency_key, digest, made.id, self.budget.now()
+                    _kept_as(idempotency_key), digest, made.id, self.budget.now()
                 )
             return made
 
@@ -261,7 +262,7 @@ class CardService:
         issuers' 24 hours), so that a retry neither reserves nor asks for approval again; a key
         reused for another request is ``idempotency_conflict``."""
         since = self.budget.now() - IDEMPOTENCY_WINDOW
-        seen = await self.budget.store.recall(idempotency_key, since)
+        seen = await self.budget.store.recall(_kept_as(idempotency_key), since)
         if seen is None:
             return None
         digest, card_id = seen
@@ -466,6 +467,12 @@ class CardService:
             pending_approvals=[f"{a.id}: {a.summary}" for a in await self.approvals.pending()],
             issuer_limits=reported,
         )
+
+
+def _kept_as(idempotency_key: str) -> str:
+    """How an agent's idempotency key is stored: its SHA-256, never the text, which is the
+    agent's to choose and may hold anything (a card number included)."""
+    return "sha256:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
 # How often a write to a card is reviewed again when the card changed under it.

@@ -92,3 +92,20 @@ async def test_an_approved_create_retried_with_its_key_is_not_asked_again(
         assert again.structured_content is not None
         assert made.structured_content is not None
         assert again.structured_content["id"] == made.structured_content["id"]
+
+
+async def test_the_server_keeps_a_hash_of_the_key_never_the_text(
+    agent: Agent, tight: Settings
+) -> None:
+    # The key is the agent's to choose: it may hold anything, a card number included.
+    key = "order-4111111111111111"
+    card = await agent.call(
+        "create_card", {**CARD, "daily_limit_cents": 2000, "idempotency_key": key}
+    )
+    again = await agent.call(
+        "create_card", {**CARD, "daily_limit_cents": 2000, "idempotency_key": key}
+    )
+    assert again["id"] == card["id"]  # found again by the hash
+    kept = [tight.home / f"budget.db{side}" for side in ("", "-wal")]
+    assert any(path.exists() for path in kept)
+    assert all(key.encode() not in path.read_bytes() for path in kept if path.exists())
