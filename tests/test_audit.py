@@ -403,16 +403,16 @@ async def test_audit_tail_prints_one_fixed_width_line_per_record(tmp_path: Path)
 @pytest.mark.anyio
 async def test_audit_tail_without_a_log(tmp_path: Path) -> None:
     status, out, err = await run(tmp_path)
-    assert (status, out) == (0, "")
-    assert err == f"no audit log yet at {tmp_path / 'audit.jsonl'}: no tool has been called\n"
+    assert (status, err) == (0, "")
+    assert out == f"no audit log yet at {tmp_path / 'audit.jsonl'}: no tool has been called\n"
 
 
 @pytest.mark.anyio
 async def test_audit_tail_of_an_empty_log_says_so(tmp_path: Path) -> None:
     (tmp_path / "audit.jsonl").write_text("")
     status, out, err = await run(tmp_path)
-    assert (status, out) == (0, "")
-    assert err == f"no calls recorded yet in {tmp_path / 'audit.jsonl'}\n"
+    assert (status, err) == (0, "")
+    assert out == f"no calls recorded yet in {tmp_path / 'audit.jsonl'}\n"
 
 
 @pytest.mark.parametrize(("action", "n", "message"), [("tail", 0, "at least 1"), ("x", 5, "tail")])

@@ -167,6 +167,11 @@ def test_ctrl_c_in_a_terminal_ends_the_stdio_server_at_once_with_one_line(tmp_pa
         (["--port", "9000"], "--port applies to --transport http or sse, not stdio"),
         (["--host", "0.0.0.0", "--port", "0"], "--host, --port apply to --transport http or sse"),
         (["--allowed-origin", "https://a.example"], "--allowed-origin applies to --transport http"),
+        (["--console-port", "9000"], "--console-port applies only with --console"),
+        (
+            ["--transport", "http", "--console-port", "0"],
+            "--console-port applies only with --console",
+        ),
     ],
 )
 def test_serve_refuses_an_option_its_transport_has_no_use_for(

@@ -517,10 +517,10 @@ async def audit_command(action: str, n: int, sink: AuditSink, out: TextIO, err: 
         print(f"agentcard-mcp audit: cannot read {desk.where}: {exc.strerror or exc}", file=err)
         return 1
     if tail is None:
-        print(f"no audit log yet at {desk.where}: no tool has been called", file=err)
+        print(f"no audit log yet at {desk.where}: no tool has been called", file=out)
         return 0
     if not tail.records:
-        print(f"no calls recorded yet in {desk.where}", file=err)
+        print(f"no calls recorded yet in {desk.where}", file=out)
     for record in tail.records:
         print(format_record(record), file=out)
     if tail.skipped:

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--console-port",
         type=_port,
-        default=8766,
+        default=None,
         metavar="PORT",
         help="the console's port with --console (default 8766; 0 picks one; set "
         "AGENTCARD_CONSOLE_URL to match for the approval links)",

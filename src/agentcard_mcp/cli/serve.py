@@ -31,6 +31,13 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if getattr(args, "console_port", None) is not None and not getattr(args, "console", False):
+        print(
+            "agentcard-mcp: --console-port applies only with --console (the console served "
+            "beside the agent's app); add --console or leave it out.",
+            file=sys.stderr,
+        )
+        return 2
     if (refused := _not_for(transport, args)) is not None:
         print(f"agentcard-mcp: {refused}", file=sys.stderr)
         return 2
@@ -132,7 +139,8 @@ def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace
     from ..console import console_listener
 
     try:
-        console = console_listener(settings, args.console_port)
+        port = 8766 if args.console_port is None else args.console_port  # the console's own
+        console = console_listener(settings, port)
     except OSError as exc:  # the console's port is taken
         fail("agentcard-mcp", exc)
         return 2
