@@ -45,6 +45,7 @@ from .models import (
     WriteRequest,
 )
 from .policy import OperatorPolicy
+from .redaction import redact_text
 from .settings import DEFAULT_CONSOLE_URL
 from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals, Hold
 
@@ -229,7 +230,9 @@ class CardService:
         verdict = await self.review_create(request)
         spec = CardSpec(
             agent_id=request.agent_id or await self.issuer.default_agent_id(),
-            purpose=request.purpose,
+            # What the agent wrote is masked before it leaves for the issuer, which keeps it
+            # (the embedded sandbox in this home): a card number pasted into a purpose is not.
+            purpose=redact_text(request.purpose),
             daily_limit_cents=request.daily_limit_cents,
             per_auth_max_cents=request.per_auth_max_cents,
             mcc_allowlist=categories.normalize(request.mcc_allowlist or []),
@@ -244,7 +247,10 @@ class CardService:
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
             await self._settle(request, verdict, call)
-            card = await self.issuer.create_card(spec, idempotency_key or new_idempotency_key())
+            # A key holding a card number goes out masked (then hashed: no header carries the
+            # mask's bullets); every other key goes as the agent sent it, retries included.
+            sent_key = redact_text(idempotency_key) if idempotency_key else new_idempotency_key()
+            card = await self.issuer.create_card(spec, sent_key)
             landing.card = card
             if call.note is not None:
                 call.note.card_id = card.id  # recorded even if the read-back below refuses the card

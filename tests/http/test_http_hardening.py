@@ -384,7 +384,7 @@ async def test_malformed_bodies_are_refused_in_one_log_line_and_spend_rate_token
         (b'{"jsonrpc": "2.0", "id": 1, "method": ', 400, "INVALID_JSON"),
         (b"\xff\xfe{}", 400, "INVALID_JSON"),
         (b"", 400, "INVALID_JSON"),
-        (b" " * (MAX_BODY + 1), 413, "BODY_TOO_LARGE"),
+        (b" " * (MAX_BODY + 1), 400, "BODY_TOO_LARGE"),
     ]
     refused = 0
     while refused < 29:  # tokens 2 to 30

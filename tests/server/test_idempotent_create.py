@@ -109,3 +109,18 @@ async def test_the_server_keeps_a_hash_of_the_key_never_the_text(
     kept = [tight.home / f"budget.db{side}" for side in ("", "-wal")]
     assert any(path.exists() for path in kept)
     assert all(key.encode() not in path.read_bytes() for path in kept if path.exists())
+
+
+async def test_a_card_number_in_a_purpose_or_a_key_is_stored_nowhere_in_the_home(
+    agent: Agent, tight: Settings
+) -> None:
+    # The embedded issuer keeps what it is sent in the home too: it is sent masked.
+    pan = "4111111111111111"
+    arguments = {"purpose": f"pay {pan} cvc 123", "daily_limit_cents": 2000}
+    card = await agent.call("create_card", {**arguments, "idempotency_key": f"k-{pan}"})
+    again = await agent.call("create_card", {**arguments, "idempotency_key": f"k-{pan}"})
+    assert again["id"] == card["id"]
+    assert pan not in card["purpose"]
+    for path in tight.home.rglob("*"):
+        if path.is_file():
+            assert pan.encode() not in path.read_bytes(), path.name

@@ -7,7 +7,8 @@ not reorder the amounts the operator reads before approving), then HTML-escaped.
 
 No inline script or style (the CSP is ``default-src 'self'``): behaviour is in
 ``static/console.js``. The hooks tests and people's scripts rely on are stable:
-``data-approval-id``, ``data-action`` and ``data-card-id``.
+``data-approval-id`` (a pending approval only; a decided or expired one in the history is
+``data-past-approval-id``), ``data-action`` and ``data-card-id``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def approvals_page(
     pending: Sequence[ApprovalView], history: Sequence[ApprovalView], csrf: str
 ) -> str:
     past = "".join(
-        f'<tr data-approval-id="{escape(v.approval.id)}"><td>{shown(v.approval.status)}</td>'
+        f'<tr data-past-approval-id="{escape(v.approval.id)}"><td>{shown(v.approval.status)}</td>'
         f"<td>{shown(v.approval.tool)}</td><td>{summary(v.approval.summary)}</td>"
         f"<td>{shown(v.asked_by or '')}</td>"
         f"<td>{shown(v.approval.created_at.isoformat(timespec='seconds'))}</td></tr>"

@@ -1,7 +1,8 @@
 """A request's body, read within bounds before the MCP app sees it (DESIGN §10).
 
-Malformed input is refused here with the refusal body: more than ``MAX_BODY`` bytes (413), or
-anything that is not JSON within ``jsonlimits.MAX_DEPTH`` levels (400). The refusal is handed
+Malformed input is refused here with a 400 and the refusal body: more than ``MAX_BODY`` bytes
+(``BODY_TOO_LARGE``), or anything that is not JSON within ``jsonlimits.MAX_DEPTH`` levels. The
+refusal is handed
 back, not raised, so that the key's rate limit is charged for it first: a client that sends
 garbage spends its tokens as any other does. The body read is then replayed to the app.
 """
@@ -71,4 +72,4 @@ def _declared_size(scope: Scope) -> int:
 
 
 def _too_large() -> Refused:
-    return Refused(413, "BODY_TOO_LARGE", f"Request bodies are limited to {MAX_BODY} bytes")
+    return Refused(400, "BODY_TOO_LARGE", f"Request bodies are limited to {MAX_BODY} bytes")

@@ -83,7 +83,7 @@ async def test_denying_on_the_page_fails_the_agents_repeated_call(
                 f'#pending [data-approval-id="{approval_id}"] [data-action="deny"]'
             ).click()
         await expect(page).to_have_title("(0) agentcard console")
-        await expect(page.locator(f'tr[data-approval-id="{approval_id}"]')).to_contain_text(
+        await expect(page.locator(f'tr[data-past-approval-id="{approval_id}"]')).to_contain_text(
             "denied"
         )
         await shot(page, "denied")
@@ -121,7 +121,9 @@ async def test_an_expired_approval_cannot_be_approved_from_a_page_that_still_sho
     await page.unroute("**/events")
     await page.goto(stage.console + "/")
     await expect(page.locator("#pending [data-approval-id]")).to_have_count(0)
-    await expect(page.locator(f'tr[data-approval-id="{approval_id}"]')).to_contain_text("expired")
+    await expect(page.locator(f'tr[data-past-approval-id="{approval_id}"]')).to_contain_text(
+        "expired"
+    )
     await shot(page, "history")
 
 
