@@ -147,3 +147,28 @@ async def test_freezing_a_card_on_the_cards_page_declines_the_agents_next_purcha
         bought = await agent.call("simulate_purchase", purchase)
         assert bought["decision"] == "decline"
         assert bought["reason"] == "card_frozen"
+
+
+async def test_every_page_renders_in_the_browser_with_its_content_and_no_card_data(
+    page: Page, stage: Stage, shot: Screenshots
+) -> None:
+    async with stage.agent() as agent:
+        card = await agent.call("create_card", {"purpose": "saas", "daily_limit_cents": 2000})
+        purchase = {"card_id": card["id"], "amount_cents": 500, "merchant": "ACME", "mcc": "saas"}
+        await agent.call("simulate_purchase", purchase)
+        await agent.call("simulate_purchase", {**purchase, "amount_cents": 5000})  # declined
+    pages = {
+        "budget": ("/budget", "svg"),
+        "ledger": (f"/cards/{card['id']}/ledger", "tr"),
+        "audit": ("/audit", "tr"),
+        "keys": ("/keys", "form"),
+    }
+    for label, (path, element) in pages.items():
+        await page.goto(stage.console + path)
+        await expect(page.locator(element).first).to_be_visible()
+        text = await page.locator("body").inner_text()
+        assert "4111" not in text, label
+        assert "cvc" not in text.lower(), label
+        await shot(page, label)
+    await page.goto(stage.console + f"/cards/{card['id']}/ledger")
+    await expect(page.locator("body")).to_contain_text("ACME")
