@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -70,6 +71,9 @@ def serve(which: str, home: Path) -> None:
     import uvicorn
 
     app = agentcard_app(home) if which == "agentcard" else floor_server().streamable_http_app()
+    # As ``serve`` logs (cli._run): httpx's per-request INFO lines only at DEBUG. Without this
+    # the bench timed one stderr line per issuer request that the served app never writes.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info", access_log=False)
     uvicorn.Server(config).run()
 
