@@ -308,3 +308,18 @@ async def test_a_live_key_with_agentcard_live_runs_in_live_mode(
         assert request.method == "GET"
     shown = json.dumps(limits.model_dump(mode="json")) + json.dumps(swipe.model_dump(mode="json"))
     assert LIVE_KEY.removeprefix("ac_live_") not in shown
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("https://api.clawd.cards/v1", "https://api.clawd.cards"),
+        ("https://api.clawd.cards/v1/", "https://api.clawd.cards"),
+        ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ("https://gw.example/agentcard/v1", "https://gw.example/agentcard"),
+        ("https://gw.example/v10", "https://gw.example/v10"),
+    ],
+)
+def test_a_base_url_given_with_its_version_is_taken_without_it(given: str, used: str) -> None:
+    # The adapters add /v1 themselves: "…/v1" as the docs print it must not become /v1/v1.
+    assert Settings(issuer="agentcard", base_url=given).issuer_base_url() == used

@@ -164,7 +164,11 @@ class Settings(BaseSettings):
             )
 
     def issuer_base_url(self) -> str:
-        return self.base_url or issuer_info(self.issuer).default_base_url or ""
+        """The issuer API's root. Every adapter adds the version (``/v1/…``) itself, so a base
+        URL given with it, as issuers' docs often print it, is taken without it."""
+        url = self.base_url or issuer_info(self.issuer).default_base_url or ""
+        trimmed = url.rstrip("/")
+        return trimmed.removesuffix("/v1") if trimmed.endswith("/v1") else url
 
 
 def load_settings() -> Settings:
