@@ -84,6 +84,7 @@ EXPECT: dict[str, Expect] = {
     "429 with Retry-After 30": Expect("issuer_rate_limited", 0),
     "malformed JSON after acting": Expect(UNKNOWN, 1, advice=True),
     "truncated JSON after acting": Expect(UNKNOWN, 1, advice=True),
+    "JSON nested 100 000 deep after acting": Expect(UNKNOWN, 1, advice=True),
     "an HTML error page, every time": Expect(UNKNOWN, 0, advice=True),
     "an HTML page with 200 after acting": Expect(UNKNOWN, 1, advice=True),
     "slower than the deadline, every time": Expect(UNKNOWN, 1, advice=True),

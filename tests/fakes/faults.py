@@ -64,6 +64,8 @@ class Fault:
     times: float = 1  # how many attempts it hits (math.inf: every one)
 
 
+# Python's parser recurses per level: this deep it raises RecursionError, no ValueError.
+_DEEP = b"[" * 100_000 + b"]" * 100_000
 _HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
 _ERROR = b'{"error": {"type": "api_error", "code": "api_error", "message": "upstream"}}'
 EVERY = math.inf
@@ -82,6 +84,10 @@ FAULTS: dict[str, Fault] = {
     "429 with Retry-After 30": Fault("status", 429, b"{}", headers=(("Retry-After", "30"),)),
     "malformed JSON after acting": Fault("status_after", 200, b'{"id": "card_x", "frozen": }'),
     "truncated JSON after acting": Fault("status_after", 200, b'{"id": "card_x", "agent_id": "a'),
+    # Python's parser recurses per level: this deep it would raise RecursionError, no ValueError.
+    "JSON nested 100 000 deep after acting": Fault(
+        "status_after", 200, b"[" * 100_000 + b"]" * 100_000
+    ),
     "an HTML error page, every time": Fault("status", 502, _HTML, "text/html", times=EVERY),
     "an HTML page with 200 after acting": Fault("status_after", 200, _HTML, "text/html"),
     "slower than the deadline, every time": Fault("slow", delay=60.0, times=EVERY),

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 
 from .. import deadline as call_deadline
+from .. import jsonlimits
 from ..deadline import CallDeadline, DeadlineExceeded
 from ..errors import (
     AgentCardError,
@@ -78,7 +79,7 @@ def _error_detail(response: httpx.Response) -> tuple[str, str]:
     """(code, message) from an error body in Stripe's or a flat shape, or agent-card.sh's
     ``{"errors": {"detail": ...}}`` (field errors on a 422); empty when absent."""
     try:
-        body = response.json()
+        body = jsonlimits.loads(response.content)
     except ValueError:
         return "", ""
     if isinstance(body, dict) and isinstance(body.get("errors"), dict):
@@ -337,7 +338,7 @@ class IssuerHTTP:
         if not response.content:
             return {}
         try:
-            return response.json()
+            return jsonlimits.loads(response.content)
         except ValueError as exc:  # a proxy or captive portal answering for the issuer
             raise IssuerUnavailable(
                 f"{self.where} answered {response.status_code} with a body that is not JSON; "
