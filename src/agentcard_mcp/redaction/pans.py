@@ -258,7 +258,7 @@ _ITEM = "'"  # starts the kind of a gap with a quote in it: between a list's quo
 
 def _gap_key(gap: str) -> str:
     """A separator as a kind: whitespace of any length counts as one. A gap with a quote in
-    it is the boundary of a quoted item (``'4111 1111', '1111 1111'``): a kind of its own,
+    it is the boundary of a quoted item (``'dddd dddd', 'dddd dddd'``): a kind of its own,
     spelled exactly, that goes with one other kind, the one inside the items."""
     if "'" in gap or '"' in gap:
         return _ITEM + gap
@@ -282,8 +282,8 @@ def _run_end(keys: list[str], lo: int, items: bool) -> int:
 
 def _one_separator(groups: list[str], gaps: list[str], after_plus: bool) -> Iterator[Hit]:
     """Each whole run of groups joined by one kind of separator, read as one number. (Part of
-    such a run is a number only in a card's layout, ``_card_layout``: "ref 12 4111 1111 1111
-    1111" holds one, "112-5678901-2345678" — an order number — does not.)"""
+    such a run is a number only in a card's layout, ``_card_layout``: "ref 12 dddd dddd dddd
+    dddd" holds one, "112-5678901-2345678" — an order number — does not.)"""
     keys = [_gap_key(gap) for gap in gaps]
     n = len(groups)
     runs = [(lo, _run_end(keys, lo, items=True)) for lo in _run_starts(keys, True)]
@@ -320,7 +320,7 @@ def _run_starts(keys: list[str], items: bool) -> Iterator[int]:
 def _card_layout(groups: list[str], i: int, phone: bool) -> Iterator[Hit]:
     """Numbers laid out as cards print them, whatever separators stand between the groups:
     4-4-4-4 and a short fifth group, 4-4-4 and a short fourth, 4-6-5, 4-6-4; the last group
-    may carry a glued CVC or expiry ("4111 1111 1111 1111123")."""
+    may carry a glued CVC or expiry ("dddd dddd dddd ddddccc", d a digit, c a CVC digit)."""
     sizes = [len(g) for g in groups[i : i + 5]]
     if sizes[1:3] == [4, 4] and len(sizes) >= 4:
         body = "".join(groups[i : i + 3])

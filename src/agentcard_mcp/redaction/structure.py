@@ -297,7 +297,7 @@ def _split_pans(entries: Iterable[tuple[Hashable, Any]]) -> dict[Any, Any]:
     Neighbours chain through their edges: the digits at the end of one, those wholly made of
     digits, and the digits at the start of the next; the PAN is made of whole pieces. A piece
     is written as card digits are, with one kind of separator and whole groups inside
-    (``4111 1111``, ``11 1111 11``, ``1111``), and is no phone number (``+``), IP address,
+    (``dddd dddd``, ``dd dddd dd``, ``dddd``), and is no phone number (``+``), IP address,
     version, date or time. Only strings chain — the numbers
     next to each other in a result are amounts and counts."""
     values = dict(entries)
