@@ -11,61 +11,31 @@ target: on 2 cores the replicas share them with PostgreSQL, the issuer and the c
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 from pydantic import SecretStr
 
-from .core import PERMISSIVE_POLICY, Figure, clean_env
+from .core import PERMISSIVE_POLICY, Figure
 from .http_calls import McpClient, window
 
 BENCH = "replicas"
 CLIENTS = 12
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(10)
-
-
 @contextlib.contextmanager
 def replicas(count: int, tmp: Path, env: dict[str, str]) -> Iterator[list[str]]:
     """``count`` replicas' /mcp URLs, once every /healthz answers."""
-    script = str(Path(sys.executable).with_name("agentcard-mcp"))
-    with contextlib.ExitStack() as stack:
-        urls = []
-        for n in range(count):
-            home, port = tmp / f"replica-{n}", free_port()
-            home.mkdir()
-            process = subprocess.Popen(
-                [script, "serve", "--transport", "http", "--stateless", "--port", str(port)],
-                env=clean_env(AGENTCARD_HOME=str(home), **env), cwd=home,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            stack.callback(stop, process)
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        for url in urls:
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replica {url} did not start")
-                time.sleep(0.05)
-        yield [f"{url}/mcp" for url in urls]
+    from tests.http_servers import ServerSpec, http_servers
+
+    specs = []
+    for n in range(count):
+        home = tmp / f"replica-{n}"
+        home.mkdir()
+        specs.append(ServerSpec(home, tmp / f"replica-{n}.log", env, ("--stateless",)))
+    with http_servers(specs, timeout=60) as servers:
+        yield [server.mcp_url for server in servers]
 
 
 async def keys(database_url: str, count: int) -> list[str]:

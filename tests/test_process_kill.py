@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from pydantic import SecretStr
 from agentcard_mcp.audit import audit_path, scan_tail
 from agentcard_mcp.settings import Settings
 from agentcard_mcp.storage import open_storage
-from tests.server.stdio_session import SCRIPT, clean_env
+from tests.http_servers import ServerSpec, http_servers
 from tests.support import Standalone, standalone_server
 
 pytestmark = pytest.mark.anyio
@@ -54,12 +52,6 @@ close = "allow"
 ACCEPT = "application/json, text/event-stream"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class McpProcess:
     process: subprocess.Popen[bytes]
@@ -70,37 +62,8 @@ class McpProcess:
 def mcp_server(home: Path, env: dict[str, str], log: Path) -> Iterator[McpProcess]:
     """``agentcard-mcp serve --transport http --stateless`` on a free port, once /healthz says
     it is up."""
-    port = _free_port()
-    command = [str(SCRIPT), "serve", "--transport", "http", "--stateless", "--port", str(port)]
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            command,
-            env=clean_env(AGENTCARD_HOME=str(home), **env),
-            cwd=home.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)  # not listening yet
-        yield McpProcess(process, base + "/mcp")
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with http_servers([ServerSpec(home, log, env, ("--stateless",))]) as [server]:
+        yield McpProcess(server.process, server.mcp_url)
 
 
 @dataclass

@@ -8,7 +8,6 @@ one replica answers only its key on the others."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ import pytest
 
 from agentcard_mcp.keys import KEY_PATTERN
 from tests.http.conftest import ACCEPT
+from tests.http_servers import ServerSpec, http_servers
 from tests.server.stdio_session import SCRIPT, clean_env
 
 INITIALIZE = {
@@ -64,48 +64,15 @@ def create_key(home: Path, database_url: str, *args: str) -> tuple[str, str]:
     return key, match.group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def replica(home: Path, database_url: str, *flags: str) -> Iterator[str]:
     """``agentcard-mcp serve --transport http`` as its own process; yields its /mcp URL once
     /healthz answers."""
-    port = _free_port()
     home.mkdir(parents=True)
-    log = home.parent / f"{home.name}.log"
-    command = [str(SCRIPT), "serve", "--transport", "http", "--port", str(port), *flags]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            env=clean_env(AGENTCARD_HOME=str(home), AGENTCARD_DATABASE_URL=database_url),
-            cwd=home.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command} did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base + "/mcp"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    spec = ServerSpec(home, home.parent / f"{home.name}.log",
+                      {"AGENTCARD_DATABASE_URL": database_url}, flags)  # fmt: skip
+    with http_servers([spec]) as [server]:
+        yield server.mcp_url
 
 
 @contextmanager

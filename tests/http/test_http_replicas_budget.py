@@ -17,11 +17,9 @@ connect with the SDK's streamable HTTP client and one key made by ``agentcard-mc
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from agentcard_mcp.keys import KEY_PATTERN
+from tests.http_servers import ServerSpec, http_servers
 from tests.server.conftest import text_of
 from tests.server.stdio_session import SCRIPT, clean_env
 from tests.support import Standalone, standalone_server
@@ -78,56 +77,17 @@ def run_cli(operator: Path, database_url: str, *args: str) -> str:
     return done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def replicas(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[str]]:
     """``count`` ``agentcard-mcp serve --transport http --stateless`` processes, each with a home
     of its own, started together; yields their /mcp URLs once every /healthz answers."""
-    with ExitStack() as stack:
-        started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-        for n in range(count):
-            home = tmp_path / f"replica-{n}"
-            home.mkdir()
-            log = tmp_path / f"replica-{n}.log"
-            port = _free_port()
-            command = [str(SCRIPT), "serve", "--transport", "http", "--stateless",
-                       "--port", str(port)]  # fmt: skip
-            with log.open("w") as output:
-                process = subprocess.Popen(
-                    command,
-                    env=clean_env(AGENTCARD_HOME=str(home), **env),
-                    cwd=home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                )
-            stack.callback(_stop, process)
-            started.append((process, f"http://127.0.0.1:{port}", log))
-        deadline = time.monotonic() + 30
-        for process, base, log in started:
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"a replica did not start:\n{log.read_text()}")
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)  # not yet listening
-        yield [base + "/mcp" for _, base, _ in started]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    specs = []
+    for n in range(count):
+        home = tmp_path / f"replica-{n}"
+        home.mkdir()
+        specs.append(ServerSpec(home, tmp_path / f"replica-{n}.log", env, ("--stateless",)))
+    with http_servers(specs) as servers:
+        yield [server.mcp_url for server in servers]
 
 
 @dataclass
