@@ -11,10 +11,11 @@ import anyio
 import pytest
 from mcp import Client
 
+from agentcard_mcp.errors import AgentCardError
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
 from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
-from tests.server.conftest import Agent, hermetic_settings
+from tests.server.conftest import Agent, hermetic_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +125,28 @@ async def test_a_card_number_in_a_purpose_or_a_key_is_stored_nowhere_in_the_home
     for path in tight.home.rglob("*"):
         if path.is_file():
             assert pan.encode() not in path.read_bytes(), path.name
+
+
+async def test_many_calls_at_once_with_one_key_make_one_card_and_commit_it_once(
+    agent: Agent,
+) -> None:
+    # A client retrying before its first answer came back: the calls race each other.
+    results: list[tuple[bool, str]] = []
+
+    async def create() -> None:
+        result = await agent.raw("create_card", {**CARD, "daily_limit_cents": 2000})
+        results.append((bool(result.is_error), text_of(result)))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(create)
+    [card_id] = await agent.card_ids()  # one card at the issuer
+    made = [text for failed, text in results if not failed]
+    assert made, results
+    assert all(f'"id": "{card_id}"' in text for text in made)
+    # Any call that did not get the card was told why, with a stable code, not a crash.
+    stable = {cls.code for cls in AgentCardError.__subclasses__()}
+    assert all(text.split(":", 1)[0] in stable for failed, text in results if failed), results
+    limits = await agent.call("get_limits")
+    assert (limits["active_cards"], limits["committed_daily_cents"]) == (1, 2000)
