@@ -18,6 +18,7 @@ import pydantic_core
 
 from ..card_brands import MAX_PAN, MIN_PAN, is_pan
 from .pans import MASK, UUID, glued_pan, mask_pan, one_kind_digits
+from .quick import json_may_need_masking
 from .text import clean_ascii, normalize, redact_text
 
 __all__ = ["clean_json_text", "is_card_field", "redact", "redact_quoting"]
@@ -35,7 +36,7 @@ _CARD_FIELDS = frozenset(
         "card_expiry", "valid_thru", "valid_through", "good_thru", "good_through",
     }
 )  # fmt: skip
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check in text.has_hint reads it
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check (quick.HINTS) reads it
 
 
 @functools.lru_cache(maxsize=4096)
@@ -216,9 +217,12 @@ def clean_json_text(text: str) -> bool:
 
     Twelve digits with no letter between them cover a number in one string or split over list
     items (``"4111","1111",...``: quotes and commas are no letters); a number split over a
-    dict's values has keys between its pieces, and is looked for on its own."""
+    dict's values has keys between its pieces, and is looked for on its own: ``quick`` finds
+    where one may be, and ``_split_hint`` counts its digits."""
     if not text.isascii() or "\\" in text:
         return False
+    if not json_may_need_masking(text):  # one pass: nearly every result ends here
+        return True
     return clean_ascii(text) and not _split_hint(text)
 
 
