@@ -1,5 +1,5 @@
 """JSON-shaped data masked at any depth: strings and keys as text, numbers as digit runs, card
-fields by name, and a card number split over neighbouring values.
+fields by name, and a card number split over neighbouring values (or a key and its value).
 
 ``redact`` returns the *same object* when nothing needs masking. A container is first
 serialized (in C, by pydantic-core) and checked as one text; when that holds nothing that can
@@ -173,11 +173,25 @@ def _redact_dict(mapping: dict[Any, Any], depth: int) -> Any:
             out[new_key] = new
         elif out is not None:
             out[key] = item
-    split = _split_pans((mapping if out is None else out).items())
+    current = mapping if out is None else out
+    split = _split_pans(current.items())
     if split:
-        out = dict(mapping if out is None else out)
-        out.update(split)
+        out = current = {**current, **split}
+    renamed = _split_over_keys(current)
+    if renamed:
+        out = {renamed.get((True, k), k): renamed.get((False, k), v) for k, v in current.items()}
     return mapping if out is None else out
+
+
+def _split_over_keys(mapping: dict[Any, Any]) -> dict[tuple[bool, Any], Any]:
+    """Replacements, keyed (True, key) for a key and (False, key) for its value, where a key
+    and its value together hold a PAN (``{"dddd dddd": "dddd dddd"}``), as JSON text shows it.
+    Only keys that start or end with a digit are looked at: nearly none do."""
+    out: dict[tuple[bool, Any], Any] = {}
+    for key, value in mapping.items():
+        if isinstance(key, str) and _digit_edged(key) is not None:
+            out.update(_split_pans((((True, key), key), ((False, key), value))))
+    return out
 
 
 def redact_quoting(text: str, data: Any, masked: Any) -> str:
