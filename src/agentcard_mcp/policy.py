@@ -8,8 +8,6 @@ The checks made against it are in ``guardrails``.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +140,8 @@ def read_policy(path: Path) -> OperatorPolicy:
         raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror or exc}.") from None
     except UnicodeDecodeError:
         raise PolicyError(f"{path}: not UTF-8 text; a policy file is TOML.") from None
+    import tomllib  # only when a policy file exists: the built-in defaults need no parser
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -160,6 +160,8 @@ def _explain(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False):
         problem = _describe(error)
         if error["type"] == "extra_forbidden":
+            import difflib  # only to name a near miss, when the file is refused
+
             near = difflib.get_close_matches(str(error["loc"][0]), _KEYS, n=1)
             problem += f" (did you mean {near[0]!r}?)" if near else ""
             lost = lost or not near
