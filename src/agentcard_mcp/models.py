@@ -217,7 +217,8 @@ class Limits(_Model):
 
 
 class WriteRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on a write tool's first call (defer_build), not by every server start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     tool: ClassVar[str]
 
     def arguments(self) -> dict[str, Any]:
