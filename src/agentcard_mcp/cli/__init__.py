@@ -8,10 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..redaction import install_log_redaction
-from . import sandbox, serve
-from .common import debugging, fail, unexpected
-from .operator_commands import operator_command
+from . import loading
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -21,18 +18,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command. Whatever stops it reaches the terminal as one line (a traceback only
     with AGENTCARD_LOG_LEVEL=DEBUG): exit 2 for what the operator must change, 1 for a
     failure, 130 for Ctrl-C."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # The command's modules load with the cyclic collector paused, until it starts its work
+    # (loading.py); so each is imported here, by the command that needs it.
+    loading.pause()
     try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("agentcard-mcp: stopped (Ctrl-C).", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if debugging():
-            raise
-        unexpected(exc)
-        return 1
+        args = build_parser().parse_args(argv)
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            print("agentcard-mcp: stopped (Ctrl-C).", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            from .common import debugging, unexpected
+
+            if debugging():
+                raise
+            unexpected(exc)
+            return 1
+    finally:
+        loading.started()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,9 +47,15 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from ..redaction import install_log_redaction
+
     install_log_redaction()
+    if args.command not in (None, "serve"):
+        loading.started()  # serve goes on loading the server first
     if args.command == "sandbox":
         from ..errors import AgentCardError
+        from . import sandbox
+        from .common import fail
 
         try:
             return sandbox.sandbox(args)
@@ -57,9 +67,17 @@ def _run(args: argparse.Namespace) -> int:
 
         return doctor(args)
     if args.command == "demo":
-        return sandbox.demo()
+        from .sandbox import demo
+
+        return demo()
     if args.command == "console":
-        return serve.console(args)
+        from .serve import console
+
+        return console(args)
     if args.command in ("policy", "approvals", "audit", "keys"):
+        from .operator_commands import operator_command
+
         return operator_command(args)
-    return serve.serve(args)
+    from .serve import serve
+
+    return serve(args)

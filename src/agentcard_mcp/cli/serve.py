@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..policy import load_policy
 from ..settings import Settings, load_settings
+from . import loading
 from .common import fail, opened, set_log_level, with_storage
 
 if TYPE_CHECKING:
@@ -51,10 +49,9 @@ def serve(args: argparse.Namespace) -> int:
         # The home and the policy, checked as create_server checks them but before the
         # server's imports, so that a refusal is said at once.
         load_policy(settings.policy_file, settings.home)
-        with _collector_paused():
-            from ..server import create_server
+        from ..server import create_server
 
-            server = create_server(settings)
+        server = create_server(settings)
         # A shared database opens before anything is served: one that cannot be reached is
         # said here in one line, not as a traceback from inside the transport.
         shared = settings.database_url_text() is not None
@@ -72,30 +69,9 @@ def serve(args: argparse.Namespace) -> int:
             "MCP Inspector) to it, or try `agentcard-mcp demo`. Ctrl-C to stop.",
             file=sys.stderr,
         )
+    loading.started(serving=True)
     server.run("stdio")
     return 0
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while the server's modules load and its tools are
-    built, then what they made frozen (``gc.freeze``). Loading makes some hundred thousand
-    objects that live as long as the process (modules, classes, schemas); with the collector
-    running, each full collection walks all of them again, about a tenth of the start-up time
-    of an MCP host's spawn. Frozen, later collections skip them; the few cycles loading left
-    behind (under 1 MB) are kept rather than paying a full collection for them. Left as it is
-    when someone else has turned the collector off, and not frozen when loading fails."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    except BaseException:
-        gc.enable()
-        raise
-    gc.freeze()
-    gc.enable()
 
 
 def _stop_at_once(signum: int, frame: FrameType | None) -> None:
@@ -159,6 +135,7 @@ def _serve_http(server: CardServer, settings: Settings, args: argparse.Namespace
         allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin),
     )
+    loading.started(serving=True)
     if not args.console:
         serve_http(server, settings, options)
         return 0
