@@ -435,6 +435,30 @@ async def test_the_operator_s_hosts_and_origins_match_by_scheme_name_and_port() 
             assert await status("api.example", origin) == expected, origin
 
 
+async def test_a_host_verdict_once_reached_is_the_same_for_every_repeat_and_any_flood() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("in")(scope, receive, send)
+
+    guard = HostGuard(app, parse_allowed(["api.example"], ["https://app.example"]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guard)) as client:
+
+        async def status(*headers: tuple[str, str]) -> int:
+            return (await client.get("http://ignored/", headers=list(headers))).status_code
+
+        host, origin = ("Host", "api.example"), ("Origin", "https://app.example")
+        # More foreign names than the guard remembers verdicts for: each refused all the same.
+        for n in range(1500):
+            assert await status(("Host", f"h{n}.example")) == 421
+        for _ in range(3):  # remembered verdicts, interleaved: each answered as the first time
+            assert await status(host) == 200
+            assert await status(host, origin) == 200
+            assert await status(host, ("Origin", "https://evil.example")) == 403
+            assert await status(("Host", "evil.example"), origin) == 421
+            # The same allowed values twice over are no longer the one Host or Origin allowed.
+            assert await status(host, host) == 421
+            assert await status(host, origin, origin) == 403
+
+
 @pytest.mark.parametrize(
     ("hosts", "origins"),
     [(["http://cards.example"], []), (["cards.example:99999"], []), ([], ["app.example"]),
