@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -90,7 +91,10 @@ async def usage_over_floor(db: Path, rows: int) -> float:
     """p50 of GET /v1/usage minus the floor's, on a ledger of ``rows``."""
     from tests.support import FakeClock, open_sandbox
 
-    async with open_sandbox(db, "inprocess", FakeClock()) as sandbox, floor_client() as floor:
+    # fill_ledger writes the days before the wall clock's now; the sandbox must stand there too,
+    # or the whole history lies in its future and counts in every window, the 24 hours included.
+    clock = FakeClock(datetime.now(UTC))
+    async with open_sandbox(db, "inprocess", clock) as sandbox, floor_client() as floor:
         made = await sandbox.client.post("/v1/cards", json={
             "agent_id": sandbox.credentials.agent_id, "daily_limit_cents": 10_000})  # fmt: skip
         fill_ledger(db, made.json()["id"], rows)

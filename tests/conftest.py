@@ -27,7 +27,8 @@ def clock() -> FakeClock:
 async def sandbox(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Sandbox]:
-    """The sandbox reached in process (ASGITransport) and over real HTTP (uvicorn, 127.0.0.1)."""
+    """The sandbox reached in process (as the server embeds it) and over real HTTP (uvicorn,
+    127.0.0.1)."""
     async with open_sandbox(tmp_path / "sandbox.db", request.param, clock) as running:
         yield running
 

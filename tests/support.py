@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from agentcard_mcp.sandbox import Credentials, Store, create_app, provision
+from agentcard_mcp.sandbox.direct import InProcessTransport
 
 __all__ = [
     "PERMISSIVE_POLICY",
@@ -115,8 +116,8 @@ async def open_sandbox(
     clock: FakeClock | None = None,
     **app_options: Any,
 ) -> AsyncIterator[Sandbox]:
-    """The sandbox on ``db_path``, reached in process (``"inprocess"``) or over real HTTP
-    (``"http"``, uvicorn on 127.0.0.1)."""
+    """The sandbox on ``db_path``, reached in process (``"inprocess"``: ``InProcessTransport``,
+    as the server embeds it) or over real HTTP (``"http"``, uvicorn on 127.0.0.1)."""
     clock = clock or FakeClock()
     store = Store(db_path)
     credentials = provision(store, db_path, clock)
@@ -127,9 +128,7 @@ async def open_sandbox(
             async with (
                 app.router.lifespan_context(app),
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app),
-                    base_url="http://sandbox",
-                    headers=headers,
+                    transport=InProcessTransport(app), base_url="http://sandbox", headers=headers
                 ) as client,
             ):
                 yield Sandbox(client, credentials, store, app, clock, "http://sandbox", db_path)

@@ -428,3 +428,35 @@ async def test_a_key_a_header_cannot_carry_is_sent_as_its_digest_the_same_on_eve
     assert keys[0] == keys[1]
     assert keys[0].startswith("sha256-")
     assert list(issuer.fake.cards) == [card["id"]]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_a_call_its_client_abandons_while_the_issuer_is_stuck_is_still_audited(
+    home: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """The record is written as the call unwinds from its cancellation (the client gave up and
+    told the server): one write to the JSONL file, a shielded insert into PostgreSQL."""
+    fake = FakeAgentCard()
+    stuck = Stuck(fake)
+    database = (
+        {"database_url": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
+    )
+    settings = settings_for(home, fake, **database)
+    async with agent_on(settings, stuck.transport()) as agent:
+        card = await agent.call("create_card", {"purpose": "abandoned", "daily_limit_cents": DAILY})
+        stuck.request = ("GET", f"/v1/cards/{card['id']}")
+        with anyio.move_on_after(0.3) as gave_up:
+            await agent.client.call_tool("get_card", {"card_id": card["id"]})
+        assert gave_up.cancelled_caught
+        stuck.request = None
+        async with open_storage(settings) as storage:
+            with anyio.fail_after(5):
+                while True:
+                    tail = await storage.audit.tail(5)
+                    reads = [r for r in (tail.records if tail else []) if r["tool"] == "get_card"]
+                    if reads:
+                        break
+                    await anyio.sleep(0.02)
+    assert reads[-1]["card_id"] == card["id"]
+    assert reads[-1]["outcome"] == "internal_error"  # cut short: neither a result nor a refusal
+    assert 250 <= reads[-1]["duration_ms"] < 5000

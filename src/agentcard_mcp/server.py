@@ -249,6 +249,9 @@ class CardServer(MCPServer[None]):
         try:
             if self.audit is None:
                 raise RuntimeError("no audit sink: the call ran outside the server's lifespan")
+            if self.audit.inline:  # done before anything could cancel it
+                await self.audit.write(record)
+                return
             with anyio.move_on_after(_AUDIT_TIMEOUT_S, shield=True) as scope:
                 await self.audit.write(record)
             if scope.cancelled_caught:

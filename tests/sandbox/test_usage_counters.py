@@ -28,8 +28,9 @@ from tests.support import FakeClock, Sandbox, open_sandbox
 
 pytestmark = pytest.mark.anyio
 
-COUNTER_TABLES = ("usage_totals", "usage_hours", "usage_declines")
+COUNTER_TABLES = ("usage_totals", "usage_hours", "usage_declines", "usage_days")
 WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30}
+TRIGGERS = ("ledger_usage", "ledger_spend", "ledger_days")
 
 
 # --- the ledger, recounted in Python --------------------------------------------------------
@@ -67,7 +68,7 @@ def entries(path: Path) -> list[Entry]:
 
 
 def counters(path: Path) -> dict[str, set[tuple[Any, ...]]]:
-    """Every row of the three counter tables."""
+    """Every row of the counter tables."""
     with raw(path) as conn:
         return {
             table: set(conn.execute(f"SELECT * FROM {table}").fetchall())
@@ -79,13 +80,15 @@ def recount(ledger: list[Entry]) -> dict[str, set[tuple[Any, ...]]]:
     """What the counter tables must hold for this ledger, counted row by row."""
     totals: Counter[tuple[str, str]] = Counter()
     hours: Counter[tuple[str, str, str]] = Counter()
+    days: Counter[tuple[str, str, str]] = Counter()
     declines: Counter[tuple[str, str, str]] = Counter()
     for e in ledger:
-        hour = e.decided_at.strftime("%Y-%m-%dT%H")
+        hour, day = e.decided_at.strftime("%Y-%m-%dT%H"), e.decided_at.strftime("%Y-%m-%d")
         volume = e.amount_cents if e.approved else 0
         for field, amount in (("auths", 1), ("approvals", int(e.approved)), ("volume", volume)):
             totals[e.owner_id, field] += amount
             hours[e.owner_id, hour, field] += amount
+            days[e.owner_id, day, field] += amount
         if not e.approved:
             declines[e.owner_id, hour, e.reason] += 1
     owners = {e.owner_id for e in ledger}
@@ -99,6 +102,10 @@ def recount(ledger: list[Entry]) -> dict[str, set[tuple[Any, ...]]]:
             for o, h in keys
         },
         "usage_declines": {(o, h, r, n) for (o, h, r), n in declines.items()},
+        "usage_days": {
+            (o, d, days[o, d, "auths"], days[o, d, "approvals"], days[o, d, "volume"])
+            for o, d in {(o, h[:10]) for o, h in keys}
+        },
     }
 
 
@@ -158,12 +165,12 @@ def strip_counters(path: Path) -> None:
     """Makes the file what a sandbox from before the counters left: no counter tables, no
     trigger."""
     with raw(path) as conn:
-        conn.execute("DROP TRIGGER ledger_usage")
-        conn.execute("DROP TRIGGER ledger_spend")
+        for trigger in TRIGGERS:
+            conn.execute(f"DROP TRIGGER {trigger}")
         for table in (*COUNTER_TABLES, "usage_spend"):
             conn.execute(f"DROP TABLE {table}")
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert not {n for n in names if n.startswith("usage_") or n in ("ledger_usage", "ledger_spend")}
+    assert not {n for n in names if n.startswith("usage_") or n in TRIGGERS}
 
 
 def append_raw(path: Path, count: int, start: datetime, step: timedelta) -> None:

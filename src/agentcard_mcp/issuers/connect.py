@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from ..sandbox import Store, create_app, provision
+from ..sandbox.direct import InProcessTransport
 from ..settings import Settings
 from . import issuer_info
 from .base import Issuer
@@ -68,10 +69,11 @@ async def _embedded_sandbox(settings: Settings, info: IssuerInfo) -> AsyncIterat
     try:
         credentials = provision(store, db)
         app = create_app(store)
+        transport = InProcessTransport(app)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
+                transport=transport,
                 base_url="http://sandbox",
                 headers=info.auth_headers(credentials.api_key),
             ) as client,
@@ -80,7 +82,9 @@ async def _embedded_sandbox(settings: Settings, info: IssuerInfo) -> AsyncIterat
                 "issuer: the embedded AgentCard sandbox, TEST MODE (no real money), database %s",
                 db,
             )
-            http = IssuerHTTP(client, info.name, overrides=info.adapter.error_overrides)
+            http = IssuerHTTP(
+                client, info.name, overrides=info.adapter.error_overrides, in_process=transport
+            )
             yield info.adapter(
                 http,
                 name=info.name,

@@ -177,7 +177,12 @@ _URLS_KEPT = 512  # paths whose joined URL IssuerHTTP keeps
 
 class IssuerHTTP:
     """Sends requests to one issuer through a shared ``httpx.AsyncClient``. ``sleep`` waits
-    between attempts (default: the call deadline's timer, else real time)."""
+    between attempts (default: the call deadline's timer, else real time).
+
+    ``in_process``: the client's transport when it serves the issuer in this process (the
+    embedded sandbox). Requests then go to it straight: with no network there is no proxy,
+    cookie, redirect or timeout for the client to handle, and its handling of them was most of
+    the cost of a sandbox read."""
 
     def __init__(
         self,
@@ -191,8 +196,10 @@ class IssuerHTTP:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         overrides: Overrides | None = None,
         pace: Pace | None = None,
+        in_process: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.client = client
+        self.in_process = in_process
         self.issuer = issuer
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -269,16 +276,35 @@ class IssuerHTTP:
         is noted on the call (one refused at connect cannot have reached the issuer)."""
         url = self._url(path)
         if deadline is None:
-            return await self.client.request(method, url, **kwargs)
+            return await self._dispatch(method, url, None, **kwargs)
         deadline.host = self._origin
         wrote_before = deadline.wrote
         deadline.wrote = wrote_before or write
         timeout = _capped(self.client.timeout, deadline.remaining())
         try:
-            return await self.client.request(method, url, timeout=timeout, **kwargs)
+            return await self._dispatch(method, url, timeout, **kwargs)
         except _NOT_SENT:
             deadline.wrote = wrote_before
             raise
+
+    async def _dispatch(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        capped: httpx.Timeout | None,
+        *,
+        headers: dict[str, str],
+        **kwargs: Any,
+    ) -> httpx.Response:
+        if self.in_process is None:
+            if capped is None:
+                return await self.client.request(method, url, headers=headers, **kwargs)
+            return await self.client.request(method, url, headers=headers, timeout=capped, **kwargs)
+        sent = {**self.client.headers, **headers} if headers else self.client.headers
+        request = httpx.Request(method, url, headers=sent, **kwargs)
+        response = await self.in_process.handle_async_request(request)
+        await response.aread()
+        return response
 
     def _url(self, path: str) -> httpx.URL | str:
         """``path`` as the client would join it to its base URL, remembered: httpx parses the

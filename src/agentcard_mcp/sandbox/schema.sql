@@ -94,9 +94,10 @@ CREATE TRIGGER IF NOT EXISTS ledger_no_replace BEFORE INSERT ON ledger
 WHEN EXISTS (SELECT 1 FROM ledger WHERE id = NEW.id OR seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 
--- The usage counters behind GET /v1/usage (usage_totals, usage_hours, usage_declines) and the
--- trigger that keeps them as the ledger grows live in counters.py: Store creates them after
--- this script, and fills them from the ledger once for a database made before they existed.
+-- The usage counters behind GET /v1/usage (usage_totals, usage_hours, usage_declines,
+-- usage_days) and the triggers that keep them as the ledger grows live in counters.py: Store
+-- creates them after this script, and fills them from the ledger once for a database made
+-- before they existed.
 
 -- Stored responses for Idempotency-Key replays, written in the same transaction as the effect.
 CREATE TABLE IF NOT EXISTS idempotency (

@@ -77,6 +77,8 @@ class Store:
                 _run(self._conn, "BEGIN IMMEDIATE", counters.install)
             if not counters.spend_installed(self._conn):
                 _run(self._conn, "BEGIN IMMEDIATE", counters.install_spend)
+            if not counters.days_installed(self._conn):
+                _run(self._conn, "BEGIN IMMEDIATE", counters.install_days)
 
     def close(self) -> None:
         self._fast.close()

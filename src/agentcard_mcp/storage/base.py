@@ -244,6 +244,12 @@ class AuditSink(Protocol):
         """The trail's place, for the operator's messages (a file, or a database table)."""
         ...
 
+    @property
+    def inline(self) -> bool:
+        """Whether ``write`` finishes without yielding to the event loop (one ``write()`` to a
+        file): then nothing can cancel it half way, and it needs no shield nor timeout."""
+        ...
+
     async def write(self, record: AuditRecord) -> None:
         """Appends one record; raises if it could not be written."""
         ...

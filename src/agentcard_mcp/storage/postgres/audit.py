@@ -34,6 +34,7 @@ def _text(value: Any) -> str | None:
 
 class PostgresAudit:
     where = "the PostgreSQL table audit_records"
+    inline = False  # a round trip to the server
 
     def __init__(self, pool: Pool, scrub: Callable[[Any], Any] = identity) -> None:
         self._pool = pool
