@@ -159,19 +159,16 @@ class CardService:
         self._require(Capability.CREATE_CARD, "create_card")
         if idempotency_key is not None and await self._replayed(idempotency_key, request):
             return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
+        return await self._review_new(request, idempotency_key)
+
+    async def _review_new(self, request: CreateCard, idempotency_key: str | None) -> Verdict:
+        self._require(Capability.CREATE_CARD, "create_card")
         if request.single_use:
             self._require(Capability.SINGLE_USE, "a single_use card")
         if request.mcc_allowlist:
             self._require(Capability.CATEGORIES, "mcc_allowlist (merchant categories)")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
-        try:
-            verdict = self._check_create(request, await self._others())
-        except GuardrailExceeded:
-            # The day may be full with the very card a racing call with this key is making:
-            # then this call is a retry of that card (replayed, or told to wait), not a new one.
-            if idempotency_key is not None and await self._replayed(idempotency_key, request):
-                return guardrails.ALLOWED
-            raise
+        verdict = await self._check_day(request, idempotency_key)
         if request.ttl_minutes is not None:
             self._require(Capability.TTL, "ttl_minutes (card expiry)")
         if verdict.needs_approval:
@@ -180,6 +177,22 @@ class CardService:
             # was spent — and the corrected call (another agent_id) needs an approval of its own.
             await self.issuer.check_agent(request.agent_id or await self.issuer.default_agent_id())
         return verdict
+
+    async def _check_day(self, request: CreateCard, idempotency_key: str | None) -> Verdict:
+        """The operator's ceilings with the day's other cards. A call with an idempotency key
+        may be refused by the very card it is a retry of: made (replayed), still being made
+        (issuer_unavailable), or lost to an unknown outcome — whose reservation the retry takes
+        over (``BudgetStore.reserve``), adding nothing to the day."""
+        try:
+            return self._check_create(request, await self._others())
+        except GuardrailExceeded:
+            if idempotency_key is None:
+                raise
+            if await self._replayed(idempotency_key, request):
+                return guardrails.ALLOWED
+            if await self.budget.store.lost(_kept_as(idempotency_key)) != _digest(request):
+                raise
+            return self._check_create(request, DayTotals(self.budget.today(), 0, 0, 0))
 
     def _check_create(self, request: CreateCard, others: DayTotals) -> Verdict:
         return guardrails.check_create(
@@ -262,7 +275,7 @@ class CardService:
     async def _create(
         self, request: CreateCard, idempotency_key: str | None, call: CallConsent
     ) -> Card:
-        verdict = await self.review_create(request)
+        verdict = await self._review_new(request, idempotency_key)
         spec = CardSpec(
             agent_id=request.agent_id or await self.issuer.default_agent_id(),
             # What the agent wrote is masked before it leaves for the issuer, which keeps it
@@ -281,7 +294,7 @@ class CardService:
         # The key goes into the reservation: while it is in flight, a retry with the key is
         # told so (KeyTaken) rather than counted as a second card.
         kept = None if idempotency_key is None else _kept_as(idempotency_key)
-        digest = approvals.digest(request.tool, request.arguments())
+        digest = _digest(request)
         hold = Hold(None, request.daily_limit_cents, active=True, key=kept, digest=digest)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
@@ -511,13 +524,18 @@ def _kept_as(idempotency_key: str) -> str:
     return "sha256:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
 
 
+def _digest(request: CreateCard) -> str:
+    """What an idempotency key is remembered with: the digest an approval binds (DESIGN §5)."""
+    return approvals.digest(request.tool, request.arguments())
+
+
 def _retry_of(digest: str, card_id: str | None, request: CreateCard) -> str:
     """The card a create_card with the same idempotency key made (``card_id``), for ``request``
     repeating it. A key reused for another request is ``idempotency_conflict``; one whose card
     is still being made is ``issuer_unavailable`` — retry later with the same key — as the
     issuer's own "still in flight" is (issuers/http.py): idempotency_conflict says to use a
     new key, which here would ask for a second card."""
-    if digest != approvals.digest(request.tool, request.arguments()):
+    if digest != _digest(request):
         raise IdempotencyConflict(
             "idempotency_key was already used for a create_card with other arguments; "
             "use a new key for a new card, or repeat the first request exactly."

@@ -85,9 +85,11 @@ async def test_a_retry_takes_over_the_disowned_reservation_of_its_own_request_on
     store: BudgetStore,
 ) -> None:
     lost = await keyed(store)
+    assert await store.lost("k1") is None  # in flight, owned
     await store.disown(lost.id, NOW + timedelta(seconds=60))  # the outcome is unknown
     # Not in flight any more: a retry may go ahead, and asks the issuer again with the key.
     assert await store.recall("k1", NOW - timedelta(hours=24)) is None
+    assert await store.lost("k1") == "digest-a"
     with pytest.raises(KeyTaken):  # the key reused for another request
         await store.reserve(replace(KEYED, digest="digest-b"), allow, day=TODAY, owner=OWNER,
                             now=NOW, lease_s=LEASE_S)  # fmt: skip
@@ -96,6 +98,7 @@ async def test_a_retry_takes_over_the_disowned_reservation_of_its_own_request_on
     assert retry.settle_after == NOW + timedelta(seconds=LEASE_S)
     assert [r.id for r in await store.reservations()] == [lost.id]
     assert (await store.totals(TODAY)).committed_cents == 2000  # still counted once
+    assert await store.lost("k1") is None  # owned again
 
 
 async def test_a_budget_db_made_before_reservations_held_keys_gains_them_keeping_its_own(

@@ -179,6 +179,11 @@ class BudgetStore(Protocol):
         outcome is unknown, is for a retry to take over: see ``reserve``); else None."""
         ...
 
+    async def lost(self, key: str) -> str | None:
+        """The digest of the request whose reservation holding ``key`` was disowned (its
+        outcome unknown), which a retry of that request takes over (``reserve``); else None."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -4,7 +4,7 @@ PostgreSQL's ``GREATEST`` are the one place the two dialects would part."""
 
 from __future__ import annotations
 
-__all__ = ["OBSERVE", "RECALL", "TAKE_OVER", "UPSERT", "pyformat"]
+__all__ = ["LOST", "OBSERVE", "RECALL", "TAKE_OVER", "UPSERT", "pyformat"]
 
 # Our own write, as the issuer answered it: status and limit are replaced. A day's spend only
 # grows: an issuer that reports a closed card's spend as 0, or an older day's, must not make
@@ -59,6 +59,8 @@ TAKE_OVER = """
 UPDATE budget_reservations SET owner = ?, settle_after = ?
 WHERE account = ? AND idem_key = ? AND digest = ? AND owner = ''
 """
+
+LOST = "SELECT digest FROM budget_reservations WHERE account = ? AND idem_key = ? AND owner = ''"
 
 
 def pyformat(sql: str) -> str:

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from ..base import IDEMPOTENCY_WINDOW, CardRecord, Check, DayTotals, Hold, KeyTaken, Reservation
-from ..budget_sql import OBSERVE, RECALL, TAKE_OVER, UPSERT, pyformat
+from ..budget_sql import LOST, OBSERVE, RECALL, TAKE_OVER, UPSERT, pyformat
 from .db import Pool
 
 __all__ = ["PostgresBudget"]
@@ -72,6 +72,7 @@ SELECT
 _UPSERT = pyformat(UPSERT)
 _OBSERVE = pyformat(OBSERVE)
 _RECALL = pyformat(RECALL)
+_LOST = pyformat(LOST)
 _TAKE_OVER = pyformat(TAKE_OVER) + " RETURNING *"
 
 Conn = AsyncConnection[DictRow]
@@ -247,6 +248,11 @@ class PostgresBudget:
     async def recall(self, key: str, since: datetime) -> tuple[str, str | None] | None:
         async with self._pool.connection() as conn:
             return await self._recall(conn, key, since)
+
+    async def lost(self, key: str) -> str | None:
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(_LOST, (self.account, key))).fetchone()
+            return None if row is None else str(row["digest"])
 
     async def aclose(self) -> None:
         return None  # the pool belongs to open_postgres

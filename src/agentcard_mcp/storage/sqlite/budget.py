@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..base import IDEMPOTENCY_WINDOW, CardRecord, Check, DayTotals, Hold, KeyTaken, Reservation
-from ..budget_sql import OBSERVE, RECALL, TAKE_OVER, UPSERT
+from ..budget_sql import LOST, OBSERVE, RECALL, TAKE_OVER, UPSERT
 from .db import SqliteDB
 
 __all__ = ["SqliteBudget"]
@@ -297,6 +297,13 @@ class SqliteBudget:
 
     async def recall(self, key: str, since: datetime) -> tuple[str, str | None] | None:
         return await self._db.read(lambda conn: _recall(conn, self.account, key, since))
+
+    async def lost(self, key: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(LOST, (self.account, key)).fetchone()
+            return None if row is None else str(row["digest"])
+
+        return await self._db.read(read)
 
     async def aclose(self) -> None:
         self._db.close()
