@@ -273,13 +273,23 @@ def _redacted(
     """The result with card details and secrets masked (DESIGN §6). Every tool's result passes
     here — the one boundary — so no tool can opt out.
 
-    When masking changed the structured result, the text copy is made again from it; otherwise
-    the text is masked on its own (a tool may have returned text only, or text that differs)."""
+    A structured result whose text is the SDK's own JSON of it (nearly all) is masked as data,
+    and its text follows: made again from the masked data when that changed, kept when it did
+    not — masked as text on its own, it could read numbers the data rules leave alone (a list
+    of amounts or category codes) as a card, and differ from the data it copies. Other text is
+    masked on its own (a tool may have returned text only, or text that differs)."""
     if not isinstance(result, CallToolResult):
         return result  # asking the human: the form's text was masked when it was written
     structured = result.structured_content
-    if _clean_structured_result(result):
-        return result
+    if (sdk_json := _sdk_json(result)) is not None:
+        if clean_json_text(sdk_json.text):  # one pass: nearly every result ends here
+            return result
+        clean = redact(structured)
+        if clean is structured:
+            return result
+        text = pydantic_core.to_json(clean, indent=2).decode()
+        content = [sdk_json.model_copy(update={"text": text})]
+        return result.model_copy(update={"structured_content": clean, "content": content})
     clean = redact(structured) if structured is not None else None
     changed = clean if clean is not structured else None
     content = [_redacted_block(block, changed, structured is not None) for block in result.content]
@@ -299,14 +309,14 @@ def _mask_protocol_error(exc: MCPError) -> None:
         exc.error = error.model_copy(update={"message": message, "data": data})
 
 
-def _clean_structured_result(result: CallToolResult) -> bool:
-    """The common case, checked at C speed: a structured result whose one text block is the
-    SDK's own JSON of it (``pydantic_core.to_json(..., indent=2)``), with nothing to mask."""
+def _sdk_json(result: CallToolResult) -> TextContent | None:
+    """The one text block of a structured result when it is the SDK's own JSON of it
+    (``pydantic_core.to_json(..., indent=2)``), checked at C speed; else None."""
     structured, content = result.structured_content, result.content
     if structured is None or len(content) != 1 or not isinstance(content[0], TextContent):
-        return False
-    text = content[0].text
-    return text == pydantic_core.to_json(structured, indent=2).decode() and clean_json_text(text)
+        return None
+    block = content[0]
+    return block if block.text == pydantic_core.to_json(structured, indent=2).decode() else None
 
 
 def _redacted_block(block: Any, changed: dict[str, Any] | None, has_structured: bool) -> Any:

@@ -12,8 +12,9 @@ What is masked, and how:
 - **PANs** (``pans``; the brands' ranges and lengths in ``card_brands``): digit groups with any
   punctuation or whitespace between them, several characters of it too; a PAN glued to its CVC
   or expiry, or zero-padded; fullwidth and other Unicode digits (NFKC), zero-width characters
-  between them, JSON escapes; JSON numbers; a PAN split over a list's neighbouring items or a
-  dict's neighbouring values. Mask: ``•••• 4242`` (the last four, as every issuer shows).
+  between them, JSON escapes; JSON numbers; a PAN split over a list's neighbouring items, a
+  dict's neighbouring values, or a key and its value. Mask: ``•••• 4242`` (the last four, as
+  every issuer shows).
 - **Card fields by name** — number, pan, card_number, cvc, cvv, cvv2, cvc2, csc,
   security_code, exp, exp_month, exp_year, exp_date, expiry*, expiration*, valid_thru (any
   case, camelCase, dashes): the whole value becomes ``••••`` (``•••• 4242`` if it was a PAN).
@@ -23,7 +24,8 @@ What is masked, and how:
 
 Linear time: every pattern is a single character-class repetition or bounded, with no nested
 quantifiers; the work per digit group is bounded, and past a budget per text (or a run, chain
-or piece no real result holds) the rest is masked whole: fail closed.
+or piece no real result holds) the rest is masked whole: fail closed. The quick check that
+clean text passes (``quick``) is one search of a finite-automaton engine, linear by design.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """JSON-shaped data masked at any depth: strings and keys as text, numbers as digit runs, card
-fields by name, and a card number split over neighbouring values.
+fields by name, and a card number split over neighbouring values (or a key and its value).
 
 ``redact`` returns the *same object* when nothing needs masking. A container is first
 serialized (in C, by pydantic-core) and checked as one text; when that holds nothing that can
@@ -18,6 +18,7 @@ import pydantic_core
 
 from ..card_brands import MAX_PAN, MIN_PAN, is_pan
 from .pans import MASK, UUID, glued_pan, mask_pan, one_kind_digits
+from .quick import json_may_need_masking
 from .text import clean_ascii, normalize, redact_text
 
 __all__ = ["clean_json_text", "is_card_field", "redact", "redact_quoting"]
@@ -35,7 +36,7 @@ _CARD_FIELDS = frozenset(
         "card_expiry", "valid_thru", "valid_through", "good_thru", "good_through",
     }
 )  # fmt: skip
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check in text.has_hint reads it
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check (quick.HINTS) reads it
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,11 +173,25 @@ def _redact_dict(mapping: dict[Any, Any], depth: int) -> Any:
             out[new_key] = new
         elif out is not None:
             out[key] = item
-    split = _split_pans((mapping if out is None else out).items())
+    current = mapping if out is None else out
+    split = _split_pans(current.items())
     if split:
-        out = dict(mapping if out is None else out)
-        out.update(split)
+        out = current = {**current, **split}
+    renamed = _split_over_keys(current)
+    if renamed:
+        out = {renamed.get((True, k), k): renamed.get((False, k), v) for k, v in current.items()}
     return mapping if out is None else out
+
+
+def _split_over_keys(mapping: dict[Any, Any]) -> dict[tuple[bool, Any], Any]:
+    """Replacements, keyed (True, key) for a key and (False, key) for its value, where a key
+    and its value together hold a PAN (``{"dddd dddd": "dddd dddd"}``), as JSON text shows it.
+    Only keys that start or end with a digit are looked at: nearly none do."""
+    out: dict[tuple[bool, Any], Any] = {}
+    for key, value in mapping.items():
+        if isinstance(key, str) and _digit_edged(key) is not None:
+            out.update(_split_pans((((True, key), key), ((False, key), value))))
+    return out
 
 
 def redact_quoting(text: str, data: Any, masked: Any) -> str:
@@ -216,9 +231,12 @@ def clean_json_text(text: str) -> bool:
 
     Twelve digits with no letter between them cover a number in one string or split over list
     items (``"4111","1111",...``: quotes and commas are no letters); a number split over a
-    dict's values has keys between its pieces, and is looked for on its own."""
+    dict's values has keys between its pieces, and is looked for on its own: ``quick`` finds
+    where one may be, and ``_split_hint`` counts its digits."""
     if not text.isascii() or "\\" in text:
         return False
+    if not json_may_need_masking(text):  # one pass: nearly every result ends here
+        return True
     return clean_ascii(text) and not _split_hint(text)
 
 

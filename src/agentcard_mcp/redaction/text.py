@@ -8,10 +8,11 @@ valid thru/through/until, good thru/through. An expiry is a month and a year tog
 left alone. A label that names the part (``exp_month: 9``, ``expirationYear: 2031``) masks
 that part.
 
-Cost: ASCII text is first checked in C for the only things that can need masking (twelve
-digits with no letter between them; the start of a label, card field or secret), which clean
-text — nearly all of it — passes. Labels and secrets are then looked for only where one of
-their hints occurs (``str.find``), with patterns of bounded repetitions and no nesting.
+Cost: ASCII text is first checked in one linear pass for the only things that can need masking
+(``quick``: twelve digits with no letter between them; the start of a label, card field or
+secret), which clean text — nearly all of it — passes. Labels and secrets are then looked for
+only where one of their hints occurs (``str.find``), with patterns of bounded repetitions and
+no nesting.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 
-from ..card_brands import MIN_PAN
 from .pans import MASK, mask_chains
+from .quick import may_need_masking
 
-__all__ = ["clean_ascii", "has_hint", "normalize", "redact_text", "shape"]
+__all__ = ["clean_ascii", "normalize", "redact_text"]
 
 # Zero-width and bidi formatting characters: invisible, so they may sit inside a number.
 _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -77,84 +78,17 @@ def redact_text(text: str) -> str:
     return text if result == readable else result
 
 
+def clean_ascii(text: str) -> bool:
+    """Whether ASCII text without escapes certainly holds nothing to mask: a quick, exact
+    rejection of the common case (false alarms only cost the full check)."""
+    return not may_need_masking(text)
+
+
 def mask_all(text: str) -> str:
     """Normalized ``text`` with card numbers, labelled CVCs and expiries, and secrets masked."""
     result = mask_chains(text)
     result = _sub_near(result, _LABEL_HINTS, _LABELLED, _keep_label)
     return _sub_near(result, _SECRET_HINTS, _SECRET, lambda _: MASK)
-
-
-# -- the quick check -------------------------------------------------------------------------
-
-# ASCII as digits "0", letters "a", everything else dropped: twelve "0" in a row are twelve
-# digits with nothing but separators between them, the least a card number needs.
-_SHAPE = bytes.maketrans(
-    b"0123456789" + bytes(range(65, 91)) + bytes(range(97, 123)), b"0" * 10 + b"a" * 52
-)
-_DROPPED = bytes(c for c in range(128) if not chr(c).isalnum())
-_TWELVE = b"0" * MIN_PAN
-
-
-def shape(text: str) -> bytes:
-    return text.encode("ascii").translate(_SHAPE, _DROPPED)
-
-
-def clean_ascii(text: str) -> bool:
-    """Whether ASCII text without escapes certainly holds nothing to mask: a quick, exact
-    rejection of the common case (false alarms only cost the full check)."""
-    return _TWELVE not in shape(text) and not has_hint(text)
-
-
-# In lower case, the start of a label, a card field's name or a secret ("exp" but not our own
-# "expires_at"). Each hint is looked for from a rare part of it, so that the search stops at
-# few places: the regex's branches start with letters that JSON keys seldom hold (the engine
-# skips to them in C), and the hints with no rare letter are found with str.find. What must
-# come before the part found, and that the hint starts a word, is checked on the few matches.
-_HINTS = re.compile(r"v(?:alid|erif|e_)|b(?:er|earer)|urit|xp(?!ires_at)|k_|w(?:_|hsec_)")
-_CID = re.compile(r"cid(?![a-z])")  # alone: led by a literal, so found in C past "decided"
-_LITERAL_HINTS = ("cv", "csc", "c_t", "pan", "p_", "thru")
-_HINT_HEADS = {  # part found -> the letters before it that make the hint
-    "ve_": ("ac_li",),  # ac_live_
-    "ber": ("num", "cardnum"),  # number, cardnumber
-    "urit": ("sec",),  # security
-    "xp": ("e",),  # exp
-    "k_": ("a", "l", "s", "r"),  # ak_, lk_, sk_, rk_
-    "w_": ("cl",),  # clw_
-    "c_t": ("a",),  # ac_test_
-    "p_": ("amc",),  # amcp_
-    "thru": ("good ", "good_", "good-", "good"),  # good thru
-}
-
-
-def has_hint(text: str) -> bool:
-    lowered = text.lower()
-    for literal in _LITERAL_HINTS:
-        at = lowered.find(literal)
-        while at != -1:
-            if _hint_at(text, lowered, literal, at):
-                return True
-            at = lowered.find(literal, at + 1)
-    return any(
-        _hint_at(text, lowered, match.group(), match.start())
-        for pattern in (_HINTS, _CID)
-        for match in pattern.finditer(lowered)
-    )
-
-
-def _hint_at(text: str, lowered: str, found: str, at: int) -> bool:
-    for head in _HINT_HEADS.get(found, ("",)):
-        start = at - len(head)
-        if start >= 0 and lowered.startswith(head, start) and _word_starts(text, start):
-            return True
-    return False
-
-
-def _word_starts(text: str, i: int) -> bool:
-    """A word starts at ``i``: after a non-alphanumeric, or in camelCase ("cardNumber"), as the
-    labels, secrets and field names that are masked all do. Ids ("01JDCV3K") don't."""
-    if i == 0 or not text[i - 1].isalnum():
-        return True
-    return text[i].isupper() and text[i - 1].islower()
 
 
 # -- labels ----------------------------------------------------------------------------------
