@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import httpx
 import pytest
 from mcp import Client, ClientSession
 from mcp.client import ClientRequestContext
@@ -36,6 +37,7 @@ from mcp.types import (
 )
 
 from agentcard_mcp.approvals import approvals_command
+from agentcard_mcp.sandbox import Store, create_app, read_credentials
 from agentcard_mcp.server import create_server
 from agentcard_mcp.settings import Settings
 from agentcard_mcp.storage.sqlite.approvals import SqliteApprovals
@@ -237,6 +239,26 @@ def connect(home: Path, mode: str) -> Connect:
     return Connect(home, mode)
 
 
+async def another_agent(home: Path) -> str:
+    """A second agent of the embedded sandbox's account (the server made the account), added
+    through the sandbox's API as the operator would in AgentCard's dashboard."""
+    db = home / "sandbox.db"
+    credentials = read_credentials(db)
+    assert credentials is not None
+    store = Store(db)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(create_app(store)),
+            base_url="http://sandbox",
+            headers={"Authorization": f"Bearer {credentials.api_key}"},
+        ) as client:
+            made = await client.post("/v1/agents", json={"name": "other"})
+            assert made.status_code == 200, made.text
+            return str(made.json()["id"])
+    finally:
+        store.close()
+
+
 def audit_lines(home: Path) -> Iterator[dict[str, Any]]:
     for line in (home / "audit.jsonl").read_text().splitlines():
         if line.strip():
@@ -277,10 +299,27 @@ async def test_declined_or_cancelled_form_is_approval_denied_and_creates_nothing
 async def test_the_form_names_the_agent_the_card_is_for(connect: Connect) -> None:
     human = Human("decline")
     async with connect(human) as agent:
-        code, _ = await agent.fail("create_card", {**CREATE, "agent_id": "other_agent"})
+        other = await another_agent(connect.home)
+        code, _ = await agent.fail("create_card", {**CREATE, "agent_id": other})
         assert code == "approval_denied"
     assert len(human.forms) == 1
-    assert "other_agent" in human.forms[0].message
+    assert other in human.forms[0].message
+
+
+async def test_a_card_for_an_agent_the_issuer_does_not_know_is_refused_before_anyone_is_asked(
+    connect: Connect,
+) -> None:
+    # The create would fail at the issuer after the human approved it (and the approval was
+    # spent); the corrected call, for another agent_id, would need an approval of its own.
+    human = Human("accept")
+    async with connect(human) as agent:
+        code, message = await agent.fail("create_card", {**CREATE, "agent_id": "agent_gone"})
+        assert code == "not_found"
+        assert "agent_gone" in message
+        assert await agent.cards() == []
+    assert human.forms == []
+    async with SqliteApprovals(connect.home) as store:
+        assert await store.recent() == []  # nothing asked, nothing recorded
 
 
 async def test_a_form_answered_approve_false_is_approval_denied(connect: Connect) -> None:

@@ -257,6 +257,39 @@ async def test_after_an_unknown_create_the_advised_retry_finds_the_one_card(home
     assert issuer.effects("POST", "/v1/cards") == 1
 
 
+@pytest.mark.parametrize(
+    ("fault", "mode"),
+    [("reset after acting, every time", "auto"), ("read timeouts, every time", "legacy")],
+)
+async def test_with_room_for_one_card_the_retry_of_a_lost_create_gets_it_counted_once(
+    home: Path, tmp_path: Path, fault: str, mode: str
+) -> None:
+    # The lost create's reservation counts until it is reconciled, and fills the day: its
+    # retry takes that reservation over instead of being refused as a second card.
+    policy = tmp_path / "one-card.toml"
+    policy.write_text(
+        f"max_active_cards = 1\nmax_total_daily_cents = {DAILY}\n"
+        f"max_card_daily_limit_cents = {DAILY}\nmax_per_auth_cents = {DAILY}\n"
+    )
+    fake = FakeAgentCard()
+    issuer = FaultyIssuer(fake, FakeTime())
+    issuer.arm("POST", "/v1/cards", FAULTS[fault])
+    arguments = {"purpose": "lost", "daily_limit_cents": DAILY, "idempotency_key": "retry-me"}
+    settings = settings_for(home, fake).model_copy(update={"policy_file": policy})
+    async with agent_on(settings, issuer.transport(), issuer.time, mode) as agent:
+        assert (await agent.fail("create_card", arguments))[0] == UNKNOWN
+        issuer.disarm()
+        await agent.call("list_cards")  # as the agent is advised: the card shows, if it landed
+        card = await agent.call("create_card", arguments)
+        assert (await agent.call("create_card", arguments))["id"] == card["id"]
+        code, _ = await agent.fail("create_card", {**arguments, "idempotency_key": "other"})
+        assert code == "guardrail_exceeded"
+        limits = await agent.call("get_limits")
+    assert list(fake.cards) == [card["id"]]
+    assert issuer.effects("POST", "/v1/cards") == 1
+    assert (limits["active_cards"], limits["committed_daily_cents"]) == (1, DAILY)
+
+
 # -- the backstop: a real deadline against an issuer that never answers -----------------------
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from . import approvals, categories, consent, guardrails
 from .approvals import Approval
@@ -20,9 +19,11 @@ from .budget import Budget, CardBusy, Landing
 from .consent import CallConsent
 from .errors import (
     AgentCardError,
+    GuardrailExceeded,
     IdempotencyConflict,
     InvalidParams,
     IssuerRejected,
+    IssuerUnavailable,
     TestModeOnly,
 )
 from .guardrails import Verdict
@@ -47,7 +48,15 @@ from .models import (
 from .policy import OperatorPolicy
 from .redaction import redact_text
 from .settings import DEFAULT_CONSOLE_URL
-from .storage.base import ACTIVE_STATUSES, ApprovalStore, CardRecord, DayTotals, Hold
+from .storage.base import (
+    ACTIVE_STATUSES,
+    IDEMPOTENCY_WINDOW,
+    ApprovalStore,
+    CardRecord,
+    DayTotals,
+    Hold,
+    KeyTaken,
+)
 
 __all__ = ["CardService"]
 
@@ -56,8 +65,6 @@ log = logging.getLogger("agentcard_mcp.service")
 NOT_ASKED = CallConsent()
 # How long freeze_card waits for another write to the card before freezing without it.
 FREEZE_WAIT_S = 1.0
-# How long an agent's idempotency key for create_card is remembered (as issuers keep theirs).
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 class CardService:
@@ -152,15 +159,40 @@ class CardService:
         self._require(Capability.CREATE_CARD, "create_card")
         if idempotency_key is not None and await self._replayed(idempotency_key, request):
             return guardrails.ALLOWED  # the card exists: a retry checks and asks nothing again
+        return await self._review_new(request, idempotency_key)
+
+    async def _review_new(self, request: CreateCard, idempotency_key: str | None) -> Verdict:
+        self._require(Capability.CREATE_CARD, "create_card")
         if request.single_use:
             self._require(Capability.SINGLE_USE, "a single_use card")
         if request.mcc_allowlist:
             self._require(Capability.CATEGORIES, "mcc_allowlist (merchant categories)")
         _check_per_auth(request.per_auth_max_cents, request.daily_limit_cents)
-        verdict = self._check_create(request, await self._others())
+        verdict = await self._check_day(request, idempotency_key)
         if request.ttl_minutes is not None:
             self._require(Capability.TTL, "ttl_minutes (card expiry)")
+        if verdict.needs_approval:
+            # Only a call the issuer can carry out is put to the human, and uses an approval:
+            # for an agent the issuer does not know, the create would fail after the approval
+            # was spent — and the corrected call (another agent_id) needs an approval of its own.
+            await self.issuer.check_agent(request.agent_id or await self.issuer.default_agent_id())
         return verdict
+
+    async def _check_day(self, request: CreateCard, idempotency_key: str | None) -> Verdict:
+        """The operator's ceilings with the day's other cards. A call with an idempotency key
+        may be refused by the very card it is a retry of: made (replayed), still being made
+        (issuer_unavailable), or lost to an unknown outcome — whose reservation the retry takes
+        over (``BudgetStore.reserve``), adding nothing to the day."""
+        try:
+            return self._check_create(request, await self._others())
+        except GuardrailExceeded:
+            if idempotency_key is None:
+                raise
+            if await self._replayed(idempotency_key, request):
+                return guardrails.ALLOWED
+            if await self.budget.store.lost(_kept_as(idempotency_key)) != _digest(request):
+                raise
+            return self._check_create(request, DayTotals(self.budget.today(), 0, 0, 0))
 
     def _check_create(self, request: CreateCard, others: DayTotals) -> Verdict:
         return guardrails.check_create(
@@ -225,9 +257,25 @@ class CardService:
         idempotency_key: str | None = None,
         call: CallConsent = NOT_ASKED,
     ) -> Card:
-        if idempotency_key is not None and (seen := await self._replayed(idempotency_key, request)):
+        if idempotency_key is None:
+            return await self._create(request, None, call)
+        if seen := await self._replayed(idempotency_key, request):
             return await self.get_card(seen)
-        verdict = await self.review_create(request)
+        try:
+            return await self._create(request, idempotency_key, call)
+        except KeyTaken as taken:
+            # A call with this key reserved first (found in the reservation's own transaction).
+            return await self.get_card(_retry_of(taken.digest, taken.card_id, request))
+        except GuardrailExceeded:
+            # Refused counting the card a racing call with this key made or is making?
+            if (seen := await self._replayed(idempotency_key, request)) is None:
+                raise
+            return await self.get_card(seen)
+
+    async def _create(
+        self, request: CreateCard, idempotency_key: str | None, call: CallConsent
+    ) -> Card:
+        verdict = await self._review_new(request, idempotency_key)
         spec = CardSpec(
             agent_id=request.agent_id or await self.issuer.default_agent_id(),
             # What the agent wrote is masked before it leaves for the issuer, which keeps it
@@ -243,7 +291,11 @@ class CardService:
         def check(others: DayTotals, _: CardRecord | None) -> None:
             self._check_create(request, others)
 
-        hold = Hold(card_id=None, commits_cents=request.daily_limit_cents, active=True)
+        # The key goes into the reservation: while it is in flight, a retry with the key is
+        # told so (KeyTaken) rather than counted as a second card.
+        kept = None if idempotency_key is None else _kept_as(idempotency_key)
+        digest = _digest(request)
+        hold = Hold(None, request.daily_limit_cents, active=True, key=kept, digest=digest)
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
             await self._settle(request, verdict, call)
@@ -255,29 +307,20 @@ class CardService:
             if call.note is not None:
                 call.note.card_id = card.id  # recorded even if the read-back below refuses the card
             made = await self._read_back(card.id, self.issuer.enforced_policy(spec), landing)
-            if idempotency_key is not None:
-                # Only a card that passed its read-back: a retry of a refused one is refused again.
-                digest = approvals.digest(request.tool, request.arguments())
-                await self.budget.store.remember(
-                    _kept_as(idempotency_key), digest, made.id, self.budget.now()
-                )
+            if kept is not None:
+                # Only a card that passed its read-back: a retry of a refused one is refused
+                # again. Remembered before the reservation is settled, so that the key is never
+                # free in between.
+                await self.budget.store.remember(kept, digest, made.id, self.budget.now())
             return made
 
     async def _replayed(self, idempotency_key: str, request: CreateCard) -> str | None:
         """The id of the card an earlier create_card with this idempotency key made (within the
-        issuers' 24 hours), so that a retry neither reserves nor asks for approval again; a key
-        reused for another request is ``idempotency_conflict``."""
+        issuers' 24 hours), so that a retry neither reserves nor asks for approval again; see
+        ``_retry_of`` for a key in flight or reused for another request."""
         since = self.budget.now() - IDEMPOTENCY_WINDOW
         seen = await self.budget.store.recall(_kept_as(idempotency_key), since)
-        if seen is None:
-            return None
-        digest, card_id = seen
-        if digest != approvals.digest(request.tool, request.arguments()):
-            raise IdempotencyConflict(
-                "idempotency_key was already used for a create_card with other arguments; "
-                "use a new key for a new card, or repeat the first request exactly."
-            )
-        return card_id
+        return None if seen is None else _retry_of(*seen, request)
 
     async def _read_back(self, card_id: str, expected: Policy, landing: Landing) -> Card:
         """The card as the issuer now reports it, which must carry exactly the policy the
@@ -479,6 +522,31 @@ def _kept_as(idempotency_key: str) -> str:
     """How an agent's idempotency key is stored: its SHA-256, never the text, which is the
     agent's to choose and may hold anything (a card number included)."""
     return "sha256:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def _digest(request: CreateCard) -> str:
+    """What an idempotency key is remembered with: the digest an approval binds (DESIGN §5)."""
+    return approvals.digest(request.tool, request.arguments())
+
+
+def _retry_of(digest: str, card_id: str | None, request: CreateCard) -> str:
+    """The card a create_card with the same idempotency key made (``card_id``), for ``request``
+    repeating it. A key reused for another request is ``idempotency_conflict``; one whose card
+    is still being made is ``issuer_unavailable`` — retry later with the same key — as the
+    issuer's own "still in flight" is (issuers/http.py): idempotency_conflict says to use a
+    new key, which here would ask for a second card."""
+    if digest != _digest(request):
+        raise IdempotencyConflict(
+            "idempotency_key was already used for a create_card with other arguments; "
+            "use a new key for a new card, or repeat the first request exactly."
+        )
+    if card_id is None:
+        raise IssuerUnavailable(
+            "a create_card with this idempotency_key is still in progress; repeat this exact "
+            "call, with the same idempotency_key, in a few seconds to get its card (a new key "
+            "would ask for a second card)."
+        )
+    return card_id
 
 
 # How often a write to a card is reviewed again when the card changed under it.

@@ -276,6 +276,35 @@ async def test_a_read_key_is_offered_only_the_read_tools_and_reads_why_a_write_i
     assert audited[-1]["outcome"] == "insufficient_scope"
 
 
+async def test_a_write_call_beyond_the_key_s_scope_is_refused_before_the_rate_limit(
+    streamable: Served, http: httpx.AsyncClient
+) -> None:
+    """DESIGN §10 checks scope before rate: a read key's write calls, however many, spend none
+    of its tokens (each is refused readably by the server); its reads do."""
+    reader = await streamable.key("reader", scope="cards:read", rate=30)
+    session = await open_streamable(streamable, http, reader)  # token 1
+    headers = into(session, reader)
+    assert (await http.post(streamable.url, json=INITIALIZED, headers=headers)).status_code == 202
+
+    def call(n: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": tool, "arguments": arguments}
+        return {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+
+    for n in range(40):
+        refused = await http.post(
+            streamable.url, json=call(100 + n, "create_card", {"purpose": "x"}), headers=headers
+        )
+        assert refused.status_code == 200
+        assert "INSUFFICIENT_SCOPE: this key has cards:read" in refused.text
+    answered = [
+        (await http.post(streamable.url, json=call(n, "get_limits", {}), headers=headers))
+        for n in range(29)  # tokens 3 to 31: the last one too many
+    ]
+    assert [r.status_code for r in answered] == [200] * 28 + [429]
+    assert "committed_daily_cents" in answered[0].text
+    assert cards_in(streamable) == 0
+
+
 async def test_a_write_key_is_offered_every_tool(streamable: Served) -> None:
     writer = await streamable.key("writer")
     with anyio.fail_after(30):
@@ -433,6 +462,30 @@ async def test_the_operator_s_hosts_and_origins_match_by_scheme_name_and_port() 
             ("http://dev.example:*", 403),
         ]:  # fmt: skip
             assert await status("api.example", origin) == expected, origin
+
+
+async def test_a_host_verdict_once_reached_is_the_same_for_every_repeat_and_any_flood() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("in")(scope, receive, send)
+
+    guard = HostGuard(app, parse_allowed(["api.example"], ["https://app.example"]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(guard)) as client:
+
+        async def status(*headers: tuple[str, str]) -> int:
+            return (await client.get("http://ignored/", headers=list(headers))).status_code
+
+        host, origin = ("Host", "api.example"), ("Origin", "https://app.example")
+        # More foreign names than the guard remembers verdicts for: each refused all the same.
+        for n in range(1500):
+            assert await status(("Host", f"h{n}.example")) == 421
+        for _ in range(3):  # remembered verdicts, interleaved: each answered as the first time
+            assert await status(host) == 200
+            assert await status(host, origin) == 200
+            assert await status(host, ("Origin", "https://evil.example")) == 403
+            assert await status(("Host", "evil.example"), origin) == 421
+            # The same allowed values twice over are no longer the one Host or Origin allowed.
+            assert await status(host, host) == 421
+            assert await status(host, origin, origin) == 403
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,20 @@ async def test_the_read_back_is_the_card_policy(tmp_path: Path) -> None:
     assert r.issuer.enforced_policy(r.spec()).daily_limit_cents == card.daily_limit_cents
 
 
+async def test_an_agent_is_looked_up_through_every_page_of_the_list_never_a_write(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        for n in range(150):  # two pages of 100
+            r.fake.agents[f"agent_{n:04d}"] = {"id": f"agent_{n:04d}", "name": f"bot {n}"}
+        await r.issuer.check_agent("agent_0149")
+        with pytest.raises(AgentCardError) as info:
+            await r.issuer.check_agent("agent_nobody")
+    assert info.value.code == "not_found"
+    assert "agent_nobody" in info.value.message
+    assert {(q.method, q.path) for q in r.fake.requests} == {("GET", "/v1/agents")}
+
+
 async def test_an_allowlist_is_refused_before_any_request(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         spec = CardSpec(r.fake.agent_id, "x", 5000, None, ["travel"])

@@ -129,3 +129,18 @@ async def test_an_unexpected_error_is_raised_as_through_asgi(tmp_path: Path) -> 
                     await client.get("/v1/broken")
     finally:
         store.close()
+
+
+async def test_each_path_is_answered_for_its_own_parameters(both: tuple[Clients, str]) -> None:
+    """Routes found once per (method, path) are reused: every read still gets its own card."""
+    (_, direct), agent_id = both
+    made = [
+        (
+            await direct.post("/v1/cards", json={"agent_id": agent_id, "daily_limit_cents": n})
+        ).json()["id"]
+        for n in (100, 200, 300)
+    ]
+    for card_id in made * 3:
+        assert (await direct.get(f"/v1/cards/{card_id}")).json()["id"] == card_id
+        frozen = await direct.post(f"/v1/cards/{card_id}/freeze")
+        assert frozen.json()["id"] == card_id

@@ -5,7 +5,9 @@ Host and Origin are checked first, on every path, by ``HostGuard`` (hosts.py): t
 names at the port served, plus whatever the operator allows with ``--allowed-host`` /
 ``--allowed-origin``, matched exactly. A foreign Host gets 421 and a foreign Origin 403 whatever
 address the server is bound to. The SDK's own prefix-matching check is switched off explicitly
-(left unset, it would apply defaults of its own).
+(left unset, it would apply defaults of its own). A tool call -- a request to the transport's
+path -- goes from ``HostGuard`` to ``KeyAuth`` to the SDK's endpoint with no Starlette layer in
+between (door.py); every other path takes Starlette's whole stack.
 
 The app's lifespan opens its storage (``open_storage``: the home's SQLite files, or the
 PostgreSQL of ``AGENTCARD_DATABASE_URL``) for as long as it serves; ``KeyAuth`` finds the keys,
@@ -27,10 +29,10 @@ import anyio
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from ..consent import Reach
 from ..errors import InvalidParams
@@ -40,6 +42,7 @@ from ..settings import Settings
 from ..storage import Storage, open_storage
 from ..storage.base import KeyStore
 from .auth import AuthState, KeyAuth
+from .door import FrontDoor, endpoint
 from .hosts import LOOPBACK_NAMES, HostGuard, parse_allowed
 
 __all__ = [
@@ -128,12 +131,21 @@ def create_http_app(server: CardServer, options: HttpOptions, storage: OpenStora
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})  # nothing about keys, cards or the issuer
 
-    return Starlette(
+    auth = KeyAuth(mcp_app, reach=options.reach)
+    # A tool call goes from HostGuard to KeyAuth to the transport's endpoint, one hop each
+    # (door.py); any other path takes the whole way round, as it always did.
+    shortcuts: dict[str, ASGIApp]
+    if options.transport == "http" and (direct := endpoint(mcp_app, options.path)) is not None:
+        shortcuts = {options.path: KeyAuth(direct, reach=options.reach)}
+    else:  # SSE (the SDK's defaults): past our own Starlette layers only
+        shortcuts = dict.fromkeys((options.path, "/messages/"), auth)
+    return FrontDoor(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("", app=KeyAuth(mcp_app, reach=options.reach)),
+            Mount("", app=auth),
         ],
-        middleware=[Middleware(HostGuard, allowed=allowed)],
+        guard=partial(HostGuard, allowed=allowed),
+        shortcuts=shortcuts,
         lifespan=lifespan,
     )
 

@@ -8,13 +8,13 @@ Every request is checked in ClawHQ's order (issuer-docs/clawhq-api-keys.txt):
 2. **hash lookup** — the SHA-256 digest against the key store, on every request, so a key
    revoked anywhere is refused on its next one; a session (``Mcp-Session-Id``, or SSE's
    ``session_id``, in canonical form) answers only the key that opened it (sessions.py);
-3. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After;
+3. **scope** — a tool call the key's scope does not allow takes no rate-limit token: it goes on
+   to the MCP server, which refuses it (``agentcard_mcp.scopes``) as a JSON-RPC error its
+   client shows the agent (a 403 at this door would reach the agent as "Server returned an
+   error response"); a ``cards:read`` key is offered only the read tools in the first place;
+4. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After;
    a POST's body is read first (body.py), and one too large or not JSON within the depth limit
-   is refused after its token is taken;
-4. **scope** — by the MCP server itself (``agentcard_mcp.scopes``), from the key's scope set
-   here: a ``cards:read`` key is offered only the read tools, and its write call is refused as
-   a JSON-RPC error its client shows the agent. (A 403 at this door would reach the agent as
-   "Server returned an error response".)
+   is refused after its token is taken.
 
 Refusals are ``{"error": "...", "code": "...", "status": N}`` (refusal.py). The key's id becomes
 the audit log's ``caller`` for the calls it makes, and with the transport and the key's
@@ -29,15 +29,13 @@ one key store, one bucket per key, one session's binding seen by all.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypedDict
 from urllib.parse import parse_qsl
 
 import anyio
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import scopes
@@ -54,6 +52,7 @@ __all__ = ["AuthState", "KeyAuth"]
 log = logging.getLogger("agentcard_mcp.http")
 
 _WATCH_EVERY = 1.0  # seconds between checks that an open stream's key is still active
+_READ = frozenset({b"authorization", b"content-length", b"mcp-session-id"})
 _QUERY_KEY_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token", "auth"})
 
 
@@ -74,16 +73,24 @@ class KeyAuth:
         self.watch_every = watch_every
         # How the app behind serves calls: stateful streamable HTTP unless told otherwise.
         self.reach = reach or Reach(transport="http")
+        # What a caller's ``consent.reach`` is, by its key's allow_in_band_approval flag.
+        self._reaches = {
+            allows: replace(self.reach, key_allows_in_band=allows) for allows in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         storage = _storage(scope)
+        headers = _headers(scope)
         try:
-            key = await self._authenticate(storage.keys, scope)
-            session_id, body, malformed = await self._read_request(storage, scope, receive, key)
-            await self._check_rate(storage.rates, key)  # malformed input spends a token too
+            key = await self._authenticate(storage.keys, scope, headers.get(b"authorization"))
+            session_id, body, malformed = await self._read_request(
+                storage, scope, receive, key, headers
+            )
+            if malformed is not None or not _beyond_scope(key, body):
+                await self._check_rate(storage.rates, key)  # malformed input spends one too
             if malformed is not None:
                 log.warning(
                     "refused a request from key %s to %r: %s",  # %r: one line whatever the path
@@ -94,42 +101,35 @@ class KeyAuth:
             await refuse(send, refused)
             return
         await storage.keys.touch(key.id)
-        with self._calling_as(key):
+        # What the server's tools learn of the caller: its id (the audit's ``caller``), how it
+        # may be asked for approval (``consent.reach``) and its scope (``scopes.granted``).
+        calling = caller.set(key.id)
+        reaching = reach.set(self._reaches[key.allow_in_band_approval])
+        granting = scopes.granted.set(key.scope)
+        try:
             await self._serve(
                 storage.keys,
                 scope,
                 replay(body, receive) if body else receive,
                 binding_send(storage.sessions, send, key.id, session_id, self.reach),
             )
-
-    @contextmanager
-    def _calling_as(self, key: ApiKey) -> Iterator[None]:
-        """What the server's tools learn of the caller: its id (the audit's ``caller``), how
-        it may be asked for approval (``consent.reach``) and its scope (``scopes.granted``)."""
-        tokens = (
-            caller.set(key.id),
-            reach.set(replace(self.reach, key_allows_in_band=key.allow_in_band_approval)),
-            scopes.granted.set(key.scope),
-        )
-        try:
-            yield
         finally:
-            scopes.granted.reset(tokens[2])
-            reach.reset(tokens[1])
-            caller.reset(tokens[0])
+            scopes.granted.reset(granting)
+            reach.reset(reaching)
+            caller.reset(calling)
 
     # -- the checks, in order ---------------------------------------------------------------
 
-    async def _authenticate(self, keys: KeyStore, scope: Scope) -> ApiKey:
-        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+    async def _authenticate(self, keys: KeyStore, scope: Scope, header: bytes | None) -> ApiKey:
+        query = scope.get("query_string", b"")
+        for name, value in parse_qsl(query.decode("latin-1")) if query else ():
             if name.lower() in _QUERY_KEY_NAMES or value.startswith("amcp_"):
                 raise Refused(
                     401, "KEY_IN_QUERY", "API keys are accepted only in the Authorization header"
                 )
-        header = Headers(scope=scope).get("authorization")
         if header is None:
             raise Refused(401, "MISSING_KEY", "Missing API key: use 'Authorization: Bearer <key>'")
-        scheme, _, presented = header.partition(" ")
+        scheme, _, presented = header.decode("latin-1").partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not KEY_PATTERN.fullmatch(presented):
             raise Refused(401, "INVALID_KEY", "Invalid API key")
@@ -139,19 +139,20 @@ class KeyAuth:
         return key
 
     async def _read_request(
-        self, storage: Storage, scope: Scope, receive: Receive, key: ApiKey
-    ) -> tuple[str | None, bytes, Refused | None]:
+        self, storage: Storage, scope: Scope, receive: Receive, key: ApiKey,
+        headers: dict[bytes, bytes],
+    ) -> tuple[str | None, bytes, Refused | None]:  # fmt: skip
         """The session the request names (refused if it is another key's), its body, and why
         the request is malformed (None: it is not): a session id that is no UUID, or a body
         ``read_body`` refuses."""
         try:
-            session_id = named_session(scope, self.reach)
+            session_id = named_session(scope, self.reach, headers.get(b"mcp-session-id"))
         except Refused as no_uuid:
             return None, b"", no_uuid
         await check_session(storage.sessions, session_id, key.id)
         if scope["method"] != "POST":
             return session_id, b"", None
-        return (session_id, *await read_body(scope, receive))
+        return (session_id, *await read_body(receive, headers.get(b"content-length")))
 
     async def _check_rate(self, rates: RateLimits, key: ApiKey) -> None:
         wait = await rates.take(key.id, key.rate)
@@ -217,8 +218,27 @@ class KeyAuth:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The first value of each header read here, matched as Starlette's ``Headers.get`` (and
+    so the SDK) matches names: one pass over the headers instead of one per name."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if name in _READ and name not in found:
+            found[name] = value
+    return found
+
+
 def _storage(scope: Scope) -> Storage:
     storage = scope.get("state", {}).get("storage")
     if not isinstance(storage, Storage):
         raise RuntimeError("KeyAuth needs the app's lifespan to yield AuthState (see http.app)")
     return storage
+
+
+def _beyond_scope(key: ApiKey, body: bytes) -> bool:
+    """A tool call the key's scope does not allow (checked before the rate limit, DESIGN §10):
+    it goes on to the server, which refuses it as a JSON-RPC error the agent can read, and
+    takes no token. Only a key without cards:write has a body to look at here."""
+    if key.scope == "cards:write" or not body:
+        return False
+    return scopes.refuses(key.scope, json.loads(body))

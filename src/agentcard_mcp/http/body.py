@@ -9,8 +9,7 @@ garbage spends its tokens as any other does. The body read is then replayed to t
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Receive
 
 from ..jsonlimits import MAX_DEPTH, JsonTooDeep, loads
 from .refusal import Refused
@@ -21,9 +20,12 @@ __all__ = ["MAX_BODY", "read_body", "replay"]
 MAX_BODY = 1024 * 1024
 
 
-async def read_body(scope: Scope, receive: Receive) -> tuple[bytes, Refused | None]:
-    """The body of a POST, and why it is refused (None: it is JSON within the limits)."""
-    if _declared_size(scope) > MAX_BODY:
+async def read_body(
+    receive: Receive, content_length: bytes | None = None
+) -> tuple[bytes, Refused | None]:
+    """The body of a POST, and why it is refused (None: it is JSON within the limits);
+    ``content_length`` is the request's header, if it has one."""
+    if _declared_size(content_length) > MAX_BODY:
         return b"", _too_large()
     chunks: list[bytes] = []
     size = 0
@@ -64,9 +66,9 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _declared_size(scope: Scope) -> int:
+def _declared_size(content_length: bytes | None) -> int:
     try:
-        return int(Headers(scope=scope).get("content-length", "0"))
+        return 0 if content_length is None else int(content_length)
     except ValueError:
         return 0  # counted while reading instead
 

@@ -40,6 +40,7 @@ log = logging.getLogger("agentcard_mcp.http")
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_VERDICTS = 1024  # (Host, Origin, port) verdicts remembered at most
 
 # A DNS name or IPv4 address, or an IPv6 literal in brackets; then an optional port.
 _NAME = r"(?P<host>\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)"
@@ -114,40 +115,72 @@ def parse_allowed(hosts: Iterable[str], origins: Iterable[str]) -> list[Allowed]
 
 
 class HostGuard:
-    """The middleware, outermost: every HTTP request passes here first."""
+    """The middleware, outermost: every HTTP request passes here first (``admit``, which the
+    app's front door calls itself rather than through one more hop)."""
 
     def __init__(self, app: ASGIApp, allowed: list[Allowed]) -> None:
         self.app = app
         self.hosts = [a for a in allowed if a.scheme is None]
         self.origins = [a for a in allowed if a.scheme is not None]
+        # (Host, Origin, served port) as received -> the refusal (None: admitted). A verdict
+        # is a pure function of these and the fixed patterns, and a client sends the same
+        # few every time; bounded, since the headers are the client's to choose.
+        self._verdicts: dict[tuple[bytes, bytes | None, int | None], Refused | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or await self.admit(scope, send):
             await self.app(scope, receive, send)
-            return
-        try:
-            self._check(scope)
-        except Refused as refused:
-            log.warning("refused %s %r: %s", scope["method"], scope["path"][:200], refused.code)
-            await refuse(send, refused)
-            return
-        await self.app(scope, receive, send)
 
-    def _check(self, scope: Scope) -> None:
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """Whether an HTTP request may go on; if not, it has been answered with the refusal."""
+        refused = self._verdict(scope)
+        if refused is None:
+            return True
+        log.warning("refused %s %r: %s", scope["method"], scope["path"][:200], refused.code)
+        await refuse(send, refused)
+        return False
+
+    def _verdict(self, scope: Scope) -> Refused | None:
         server = scope.get("server")
         served = server[1] if server and isinstance(server[1], int) else None
-        hosts = _values(scope, b"host")
-        if len(hosts) != 1 or not _allowed(self.hosts, hosts[0], served, origin=False):
-            raise Refused(421, "INVALID_HOST", "This server does not answer to that Host")
-        origins = _values(scope, b"origin")
+        host = origin = None
+        hosts = origins = 0
+        for name, value in scope.get("headers", ()):
+            name = name.lower()
+            if name == b"host":
+                host, hosts = value, hosts + 1
+            elif name == b"origin":
+                origin, origins = value, origins + 1
+        if hosts != 1 or origins > 1 or host is None:
+            return self._check(host if hosts == 1 else None, origin, origins, served)
+        seen = (bytes(host), None if origin is None else bytes(origin), served)
+        try:
+            return self._verdicts[seen]
+        except KeyError:
+            pass
+        verdict = self._check(host, origin, origins, served)
+        if len(self._verdicts) >= _VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[seen] = verdict
+        return verdict
+
+    def _check(
+        self, host: bytes | None, origin: bytes | None, origins: int, served: int | None
+    ) -> Refused | None:
+        """Exactly one Host, allowed; no Origin, or exactly one, allowed."""
+        if host is None or not _allowed(self.hosts, _text(host), served, origin=False):
+            return Refused(421, "INVALID_HOST", "This server does not answer to that Host")
         if origins and (
-            len(origins) != 1 or not _allowed(self.origins, origins[0], served, origin=True)
+            origins != 1
+            or origin is None
+            or not _allowed(self.origins, _text(origin), served, origin=True)
         ):
-            raise Refused(403, "INVALID_ORIGIN", "Requests from that Origin are not allowed")
+            return Refused(403, "INVALID_ORIGIN", "Requests from that Origin are not allowed")
+        return None
 
 
-def _values(scope: Scope, name: bytes) -> list[str]:
-    return [bytes(v).decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == name]
+def _text(value: bytes) -> str:
+    return bytes(value).decode("latin-1")
 
 
 def _allowed(patterns: list[Allowed], text: str, served: int | None, *, origin: bool) -> bool:

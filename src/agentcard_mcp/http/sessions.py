@@ -35,25 +35,29 @@ log = logging.getLogger("agentcard_mcp.http")
 
 # The endpoint event SSE sends first: "data: /messages/?session_id=<32 hex digits>".
 _SSE_ENDPOINT = re.compile(rb"[?&]session_id=([0-9a-fA-F]{32})\b")
+_CANONICAL = re.compile(r"[0-9a-f]{32}")
 
 
 def canonical(session_id: str) -> str:
     """The session id as the SDK reads it, as 32 lowercase hex digits; 400 if it is none."""
+    if _CANONICAL.fullmatch(session_id):
+        return session_id  # what UUID(hex=...).hex makes of it: the spelling the SDK issues
     try:
         return UUID(hex=session_id).hex
     except ValueError:
         raise Refused(400, "INVALID_SESSION_ID", "The session id is not a UUID") from None
 
 
-def named_session(scope: Scope, reach: Reach) -> str | None:
+def named_session(scope: Scope, reach: Reach, header: bytes | None = None) -> str | None:
     """The canonical id of the session the request names, where the app's transport reads it
-    (None: no session named, or a transport without sessions)."""
+    (None: no session named, or a transport without sessions). ``header`` is the request's
+    first ``Mcp-Session-Id`` (KeyAuth has read the headers once for everything it needs)."""
     if not reach.session:
         return None  # stateless HTTP: the SDK ignores any session header
     if reach.transport == "sse":
         named = QueryParams(scope.get("query_string", b"")).get("session_id")
     else:
-        named = Headers(scope=scope).get("mcp-session-id")
+        named = None if header is None else header.decode("latin-1")
     return None if named is None else canonical(named)
 
 
@@ -75,9 +79,11 @@ def binding_send(
     """``send`` that binds a session the response opens to the key that opened it, before the
     client can learn its id: streamable HTTP's ``Mcp-Session-Id`` header, or the ``session_id``
     in the endpoint event that opens an SSE stream (only there: later events carry tool
-    results, whose text is not ours to trust). The session the request ``named`` (already this
-    key's) is not bound again: one write per session, not one per request."""
-    if not reach.session or (reach.transport == "sse" and named is not None):
+    results, whose text is not ours to trust). A request that ``named`` a session (already this
+    key's) opens none -- the SDK answers an unknown id with 404, never with a new session -- so
+    its messages go out untouched: one write per session, no wrapper on every request. (Were
+    a transport to open one there anyway, it would be bound to no key: refused to all.)"""
+    if not reach.session or named is not None:
         return send
     bound = False
 
@@ -88,25 +94,24 @@ def binding_send(
         elif reach.transport != "sse" and message["type"] == "http.response.start":
             sid = Headers(raw=message.get("headers", [])).get("mcp-session-id")
             if sid is not None:
-                await _bind(sessions, sid, key_id, named)
+                await _bind(sessions, sid, key_id)
             bound = True  # the header comes with the response's start, or not at all
         elif reach.transport == "sse" and message["type"] == "http.response.body":
             chunk = message.get("body", b"")
             found = _SSE_ENDPOINT.search(chunk)
             if found is not None:
-                await _bind(sessions, found[1].decode(), key_id, named)
+                await _bind(sessions, found[1].decode(), key_id)
             bound = bool(chunk)  # the endpoint event is the stream's first
         await send(message)
 
     return bind_then_send
 
 
-async def _bind(sessions: SessionBindings, session_id: str, key_id: str, named: str | None) -> None:
+async def _bind(sessions: SessionBindings, session_id: str, key_id: str) -> None:
     try:
         sid = canonical(session_id)
     except Refused:
         # Not an id the SDK makes; left unbound, the session answers no key at all.
         log.error("the transport opened a session whose id is no UUID; it will answer no key")
         return
-    if sid != named:
-        await sessions.bind(sid, key_id)
+    await sessions.bind(sid, key_id)

@@ -77,7 +77,7 @@ REGISTRY: dict[str, IssuerInfo] = {
             title="the embedded AgentCard sandbox",
             adapter=AgentCardIssuer,
             doc="agentcard-so.md",
-            default_base_url=None,  # in process, through httpx.ASGITransport
+            default_base_url=None,  # in process (sandbox.direct.InProcessTransport)
             test_key_prefixes=("ac_test_",),
             live_key_prefixes=(),
             # The owner's merchant blocklist is a dashboard setting at AgentCard; only the

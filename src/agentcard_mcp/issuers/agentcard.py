@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..errors import NotFound
 from ..models import (
     Authorization,
     Card,
@@ -44,6 +45,17 @@ class AgentCardIssuer(IssuerBase):
                 active = [agent]
             self._agent_id = str(active[0]["id"])
         return self._agent_id
+
+    async def check_agent(self, agent_id: str) -> None:
+        """A card can be made for any agent of the account, suspended ones included (their
+        cards decline ``agent_not_active``): only an unknown or deleted one is refused."""
+        try:
+            await self.http.request("GET", f"/v1/agents/{agent_id}")
+        except NotFound:
+            raise NotFound(
+                f"{self.name} has no agent {agent_id!r}; nothing was created or asked. Omit "
+                "agent_id to use your own agent, or pass the id of one of the account's agents."
+            ) from None
 
     def _card(self, raw: dict[str, Any], *, closed: bool = False) -> Card:
         status: CardStatus = "closed" if closed else ("frozen" if raw.get("frozen") else "active")

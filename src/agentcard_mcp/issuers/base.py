@@ -88,6 +88,7 @@ class Issuer(Protocol):
 
     def not_supported(self, what: str, capability: Capability | str) -> NotSupported: ...
     async def default_agent_id(self) -> str: ...
+    async def check_agent(self, agent_id: str) -> None: ...
     async def probe(self) -> list[str]: ...
     def enforced_policy(self, spec: CardSpec) -> Policy: ...
     def enforced_policy_change(self, card: Card, change: PolicyChange) -> Policy: ...
@@ -157,6 +158,12 @@ class IssuerBase:
     async def default_agent_id(self) -> str:
         # Issuers without agents: every card belongs to the one the operator names, or "default".
         return self._agent_id or "default"
+
+    async def check_agent(self, agent_id: str) -> None:
+        """Raises not_found unless the issuer can make a card for ``agent_id``, with a read
+        (never a write), so that a create_card is not put to the human only to fail at the
+        issuer. Issuers without agents take any: there is nothing to look up."""
+        return
 
     async def probe(self) -> list[str]:
         """Proves the key is accepted by reading cards, never writing (``agentcard-mcp

@@ -280,7 +280,8 @@ class IssuerHTTP:
         deadline.host = self._origin
         wrote_before = deadline.wrote
         deadline.wrote = wrote_before or write
-        timeout = _capped(self.client.timeout, deadline.remaining())
+        # In process nothing times out (the deadline's cancel scope still bounds the call).
+        timeout = None if self.in_process else _capped(self.client.timeout, deadline.remaining())
         try:
             return await self._dispatch(method, url, timeout, **kwargs)
         except _NOT_SENT:

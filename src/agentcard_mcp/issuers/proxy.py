@@ -27,7 +27,7 @@ Translation only:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -201,17 +201,30 @@ class ProxyIssuer(IssuerBase):
         return self._card(raw, policy)
 
     async def list_cards(self) -> list[Card]:
-        cards: list[Card] = []
+        return [self._card(raw) async for raw in self._every("/v1/cards")]
+
+    async def check_agent(self, agent_id: str) -> None:
+        """Proxy has no documented read of one agent: its list is searched."""
+        async for raw in self._every("/v1/agents"):
+            if str(raw.get("id")) == agent_id:
+                return
+        raise NotFound(
+            f"{self.name} has no agent {agent_id!r}; nothing was created or asked. Omit "
+            "agent_id to use your own agent, or pass the id of one of the account's agents."
+        )
+
+    async def _every(self, path: str) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a list, page by page (``nextCursor``)."""
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
             params: dict[str, Any] = {"limit": _PAGE} | ({"cursor": cursor} if cursor else {})
-            page = await self.http.request("GET", "/v1/cards", params=params)
-            cards.extend(self._card(raw) for raw in page.get("data") or [])
+            page = await self.http.request("GET", path, params=params)
+            for raw in page.get("data") or []:
+                yield raw
             following = page.get("nextCursor")
             if not following or following == cursor or page.get("hasMore") is False:
-                break
+                return
             cursor = str(following)
-        return cards
 
     async def _write(self, card_id: str, action: str) -> Card:
         raw = await self.http.request("POST", f"/v1/cards/{card_id}/{action}")

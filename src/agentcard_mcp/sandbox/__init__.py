@@ -3,7 +3,7 @@
 store = Store(path)
 credentials = provision(store, path)      # first start: owner, starter agent, test key
 app = create_app(store)                   # serve with uvicorn, or embed:
-httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://sandbox")
+httpx.AsyncClient(transport=InProcessTransport(app), base_url="http://sandbox")  # direct.py
 """
 
 from .app import create_app

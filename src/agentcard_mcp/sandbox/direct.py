@@ -25,6 +25,8 @@ from starlette.types import Message
 
 __all__ = ["InProcessTransport"]
 
+_MATCHES_KEPT = 512  # (method, path) pairs whose route InProcessTransport keeps
+
 
 class InProcessTransport(httpx.AsyncBaseTransport):
     """Calls ``app``'s endpoints directly (see the module's text); ``app`` is a sandbox app
@@ -34,6 +36,9 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         self.app = app
         self.fallback = httpx.ASGITransport(app=app)
         self._routes = [route for route in app.routes if isinstance(route, Route)]
+        # (method, path) -> the matching route's endpoint and path parameters: a card's reads
+        # repeat one path, and the table's patterns are tried in turn otherwise. Bounded.
+        self._matched: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
         # As Starlette splits them: a handler for 500 or Exception is the server error
         # middleware's, the others the exception middleware's.
         handlers = app.exception_handlers
@@ -75,11 +80,24 @@ class InProcessTransport(httpx.AsyncBaseTransport):
     def _endpoint(self, scope: dict[str, Any]) -> Any:
         """The endpoint of the route that fully matches (``scope`` gains its path parameters);
         None when none does (the app then answers as it always would)."""
+        key = (scope["method"], scope["path"])
+        found = self._matched.get(key)
+        if found is None:
+            found = self._match(scope)
+            if found is None:
+                return None
+            if len(self._matched) >= _MATCHES_KEPT:
+                self._matched.clear()
+            self._matched[key] = found
+        endpoint, child = found
+        scope.update(child, path_params=dict(child["path_params"]))  # each request its own
+        return endpoint
+
+    def _match(self, scope: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
         for route in self._routes:
             match, child = route.matches(scope)
             if match is Match.FULL:
-                scope.update(child)
-                return route.endpoint
+                return route.endpoint, dict(child)
             if match is Match.PARTIAL:
                 return None
         return None

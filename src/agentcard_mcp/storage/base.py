@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..approvals import Approval, Requested
@@ -31,6 +31,7 @@ from ..models import CardStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "IDEMPOTENCY_WINDOW",
     "ApprovalStore",
     "AuditSink",
     "BudgetStore",
@@ -38,6 +39,7 @@ __all__ = [
     "DayTotals",
     "Hold",
     "KeyStore",
+    "KeyTaken",
     "RateLimits",
     "Reservation",
     "SessionBindings",
@@ -46,6 +48,8 @@ __all__ = [
 # Cards whose daily limit is (or will be, without another tool call) spendable. A pending card
 # becomes active on its own at the issuer, so it already counts.
 ACTIVE_STATUSES: frozenset[str] = frozenset({"active", "pending"})
+# How long an agent's idempotency key for create_card is remembered (as issuers keep theirs).
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,22 @@ class Hold:
     card_id: str | None
     commits_cents: int
     active: bool
+    # A new card asked for with an agent's idempotency key (as stored: its hash), and the
+    # digest of the request: one key makes at most one card, so while a write with the key is
+    # in flight, or once it made its card, no other may start (``KeyTaken``).
+    key: str | None = None
+    digest: str = ""
+
+
+class KeyTaken(Exception):
+    """``reserve`` found the hold's idempotency key already taken: by a write in flight
+    (``card_id`` None) or by the card it made (within ``IDEMPOTENCY_WINDOW``), for a request
+    of ``digest``. Nothing was written."""
+
+    def __init__(self, digest: str, card_id: str | None) -> None:
+        super().__init__(digest, card_id)
+        self.digest = digest
+        self.card_id = card_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +135,10 @@ class BudgetStore(Protocol):
         self, hold: Hold, check: Check, *, day: str, owner: str, now: datetime, lease_s: float
     ) -> Reservation | None:
         """In one transaction: the totals without the card, ``check``, then the reservation.
-        None (nothing written) while the card already has a reservation in flight."""
+        None (nothing written) while the card already has a reservation in flight. With a
+        ``hold.key`` (checked first: a retry is not a new card): the reservation of a write
+        with that key and digest whose outcome was left unknown (disowned) is taken over,
+        unchecked, as it already counts; a key otherwise taken is ``KeyTaken``."""
         ...
 
     async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
@@ -150,8 +173,15 @@ class BudgetStore(Protocol):
         made (the first one recorded for the key stays)."""
         ...
 
-    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
-        """(digest, card id) recorded for ``key`` at or after ``since``, or None."""
+    async def recall(self, key: str, since: datetime) -> tuple[str, str | None] | None:
+        """(digest, card id) recorded for ``key`` at or after ``since``; else (digest, None)
+        while a reservation holding ``key`` is in flight and owned (a disowned one, whose
+        outcome is unknown, is for a retry to take over: see ``reserve``); else None."""
+        ...
+
+    async def lost(self, key: str) -> str | None:
+        """The digest of the request whose reservation holding ``key`` was disowned (its
+        outcome unknown), which a retry of that request takes over (``reserve``); else None."""
         ...
 
     async def aclose(self) -> None: ...

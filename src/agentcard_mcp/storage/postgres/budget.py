@@ -15,8 +15,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from ..base import CardRecord, Check, DayTotals, Hold, Reservation
-from ..budget_sql import OBSERVE, UPSERT, pyformat
+from ..base import IDEMPOTENCY_WINDOW, CardRecord, Check, DayTotals, Hold, KeyTaken, Reservation
+from ..budget_sql import LOST, OBSERVE, RECALL, TAKE_OVER, UPSERT, pyformat
 from .db import Pool
 
 __all__ = ["PostgresBudget"]
@@ -71,6 +71,9 @@ SELECT
 
 _UPSERT = pyformat(UPSERT)
 _OBSERVE = pyformat(OBSERVE)
+_RECALL = pyformat(RECALL)
+_LOST = pyformat(LOST)
+_TAKE_OVER = pyformat(TAKE_OVER) + " RETURNING *"
 
 Conn = AsyncConnection[DictRow]
 
@@ -122,6 +125,27 @@ class PostgresBudget:
             int(row["spent_cents"]), row["spent_day"],
         )  # fmt: skip
 
+    async def _recall(
+        self, conn: Conn, key: str, since: datetime, *, disowned: bool = False
+    ) -> tuple[str, str | None] | None:
+        params = (self.account, key, since, self.account, key, disowned)
+        row = await (await conn.execute(_RECALL, params)).fetchone()
+        return None if row is None else (row["digest"], row["card_id"])
+
+    async def _key_taken(
+        self, conn: Conn, hold: Hold, owner: str, now: datetime, until: datetime
+    ) -> Reservation | None:
+        """As the SQLite store's ``_key_taken``: a disowned reservation of the same request
+        taken over, else ``KeyTaken`` if the key is taken, else None."""
+        if hold.key is None:
+            return None
+        params = (owner, until, self.account, hold.key, hold.digest)
+        if row := await (await conn.execute(_TAKE_OVER, params)).fetchone():
+            return _reservation(row)
+        if taken := await self._recall(conn, hold.key, now - IDEMPOTENCY_WINDOW, disowned=True):
+            raise KeyTaken(*taken)
+        return None
+
     async def totals(self, day: str, *, exclude: str | None = None) -> DayTotals:
         async with self._pool.connection() as conn:
             return await self._totals(conn, day, exclude)
@@ -142,18 +166,23 @@ class PostgresBudget:
                 )
                 if await cursor.fetchone() is not None:
                     return None
+            until = now + timedelta(seconds=lease_s)
+            if taken_over := await self._key_taken(conn, hold, owner, now, until):
+                return taken_over
             current = None if hold.card_id is None else await self._record(conn, hold.card_id)
             check(await self._totals(conn, day, hold.card_id), current)
             reservation = Reservation(
                 "rsv_" + secrets.token_hex(12), hold.card_id, hold.commits_cents, hold.active,
-                owner, now + timedelta(seconds=lease_s),
+                owner, until,
             )  # fmt: skip
             await conn.execute(
                 "INSERT INTO budget_reservations (id, account, card_id, commits_cents, active, "
-                "owner, settle_after, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "owner, settle_after, created_at, idem_key, digest) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     reservation.id, self.account, hold.card_id, hold.commits_cents, hold.active,
                     owner, reservation.settle_after, now,
+                    hold.key, hold.digest if hold.key is not None else None,
                 ),
             )  # fmt: skip
             return reservation
@@ -216,15 +245,14 @@ class PostgresBudget:
                 (self.account, key, digest, card_id, now),
             )
 
-    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
+    async def recall(self, key: str, since: datetime) -> tuple[str, str | None] | None:
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT digest, card_id FROM budget_idempotency WHERE account = %s AND key = %s "
-                "AND created_at >= %s",
-                (self.account, key, since),
-            )
-            row = await cursor.fetchone()
-            return None if row is None else (row["digest"], row["card_id"])
+            return await self._recall(conn, key, since)
+
+    async def lost(self, key: str) -> str | None:
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(_LOST, (self.account, key))).fetchone()
+            return None if row is None else str(row["digest"])
 
     async def aclose(self) -> None:
         return None  # the pool belongs to open_postgres

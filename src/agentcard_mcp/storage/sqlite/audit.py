@@ -21,6 +21,7 @@ __all__ = ["JsonlAudit"]
 
 class JsonlAudit:
     inline = True  # see write
+
     def __init__(
         self, home: Path, scrub: Callable[[Any], Any] = identity, *, fsync: bool = False
     ) -> None:

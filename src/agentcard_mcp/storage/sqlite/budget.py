@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..base import CardRecord, Check, DayTotals, Hold, Reservation
-from ..budget_sql import OBSERVE, UPSERT
+from ..base import IDEMPOTENCY_WINDOW, CardRecord, Check, DayTotals, Hold, KeyTaken, Reservation
+from ..budget_sql import LOST, OBSERVE, RECALL, TAKE_OVER, UPSERT
 from .db import SqliteDB
 
 __all__ = ["SqliteBudget"]
@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS budget_reservations (
     active        INTEGER NOT NULL,
     owner         TEXT NOT NULL,
     settle_after  TEXT NOT NULL,
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    idem_key      TEXT,
+    digest        TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS budget_reservations_card
     ON budget_reservations (account, card_id) WHERE card_id IS NOT NULL;
@@ -50,6 +52,24 @@ CREATE TABLE IF NOT EXISTS budget_idempotency (
     PRIMARY KEY (account, key)
 );
 """
+
+# Columns added since the first budget.db, and what depends on them: a home made by an older
+# version gains them when it is next opened (under the write lock, so two processes add each
+# once).
+_ADDED = {"idem_key": "TEXT", "digest": "TEXT"}
+_AFTER_ADDED = """
+CREATE UNIQUE INDEX IF NOT EXISTS budget_reservations_key
+    ON budget_reservations (account, idem_key) WHERE idem_key IS NOT NULL
+"""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(budget_reservations)")}
+    for column, definition in _ADDED.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE budget_reservations ADD COLUMN {column} {definition}")
+    conn.execute(_AFTER_ADDED)
+
 
 # Cards that can count today: active ones, ones that spent today, and ones being written to.
 # Each branch is an index lookup, so closed cards of earlier days cost nothing.
@@ -128,6 +148,14 @@ def _record(conn: sqlite3.Connection, account: str, card_id: str) -> CardRecord 
     )  # fmt: skip
 
 
+def _recall(
+    conn: sqlite3.Connection, account: str, key: str, since: datetime, *, disowned: bool = False
+) -> tuple[str, str | None] | None:
+    params = (account, key, _iso(since), account, key, disowned)
+    row = conn.execute(RECALL, params).fetchone()
+    return None if row is None else (row["digest"], row["card_id"])
+
+
 def _reservation(row: sqlite3.Row) -> Reservation:
     return Reservation(
         id=row["id"],
@@ -137,6 +165,25 @@ def _reservation(row: sqlite3.Row) -> Reservation:
         owner=row["owner"],
         settle_after=datetime.fromisoformat(row["settle_after"]),
     )
+
+
+def _key_taken(
+    conn: sqlite3.Connection, account: str, hold: Hold, owner: str, now: datetime, until: datetime
+) -> Reservation | None:
+    """For a hold with an idempotency key: the disowned reservation of the same request, now
+    ``owner``'s (see ``BudgetStore.reserve``), else ``KeyTaken`` if the key is taken, else
+    None."""
+    if hold.key is None:
+        return None
+    if conn.execute(TAKE_OVER, (owner, _iso(until), account, hold.key, hold.digest)).rowcount:
+        row = conn.execute(
+            "SELECT * FROM budget_reservations WHERE account = ? AND idem_key = ?",
+            (account, hold.key),
+        ).fetchone()
+        return _reservation(row)
+    if taken := _recall(conn, account, hold.key, now - IDEMPOTENCY_WINDOW, disowned=True):
+        raise KeyTaken(*taken)
+    return None
 
 
 def _values(account: str, card: CardRecord) -> tuple[object, ...]:
@@ -150,6 +197,7 @@ class SqliteBudget:
     def __init__(self, home: Path, account: str) -> None:
         self.account = account
         self._db = SqliteDB(Path(home) / "budget.db", _SCHEMA)
+        self._db.transaction_sync(_migrate)
 
     async def totals(self, day: str, *, exclude: str | None = None) -> DayTotals:
         return await self._db.read(lambda conn: _totals(conn, self.account, day, exclude))
@@ -169,18 +217,22 @@ class SqliteBudget:
                 ).fetchone()
             ):
                 return None
+            until = datetime.fromtimestamp(now.timestamp() + lease_s, UTC)
+            if taken_over := _key_taken(conn, self.account, hold, owner, now, until):
+                return taken_over
             current = None if hold.card_id is None else _record(conn, self.account, hold.card_id)
             check(_totals(conn, self.account, day, hold.card_id), current)
             reservation = Reservation(
-                new_reservation_id(), hold.card_id, hold.commits_cents, hold.active, owner,
-                datetime.fromtimestamp(now.timestamp() + lease_s, UTC),
-            )  # fmt: skip
+                new_reservation_id(), hold.card_id, hold.commits_cents, hold.active, owner, until
+            )
             conn.execute(
                 "INSERT INTO budget_reservations (id, account, card_id, commits_cents, active, "
-                "owner, settle_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "owner, settle_after, created_at, idem_key, digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     reservation.id, self.account, hold.card_id, hold.commits_cents,
                     int(hold.active), owner, _iso(reservation.settle_after), _iso(now),
+                    hold.key, hold.digest if hold.key is not None else None,
                 ),
             )  # fmt: skip
             return reservation
@@ -243,14 +295,13 @@ class SqliteBudget:
             [(self.account, key, digest, card_id, _iso(now))],
         )
 
-    async def recall(self, key: str, since: datetime) -> tuple[str, str] | None:
-        def read(conn: sqlite3.Connection) -> tuple[str, str] | None:
-            row = conn.execute(
-                "SELECT digest, card_id FROM budget_idempotency WHERE account = ? AND key = ? "
-                "AND created_at >= ?",
-                (self.account, key, _iso(since)),
-            ).fetchone()
-            return None if row is None else (row["digest"], row["card_id"])
+    async def recall(self, key: str, since: datetime) -> tuple[str, str | None] | None:
+        return await self._db.read(lambda conn: _recall(conn, self.account, key, since))
+
+    async def lost(self, key: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(LOST, (self.account, key)).fetchone()
+            return None if row is None else str(row["digest"])
 
         return await self._db.read(read)
 
