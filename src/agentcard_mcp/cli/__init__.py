@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with AGENTCARD_LOG_LEVEL=DEBUG): exit 2 for what the operator must change, 1 for a
     failure, 130 for Ctrl-C."""
     # The command's modules load with the cyclic collector paused, until it starts its work
-    # (loading.py); so each is imported here, by the command that needs it.
+    # (loading.py): so _run imports each command's module only when that command runs.
     loading.pause()
     try:
         args = build_parser().parse_args(argv)
