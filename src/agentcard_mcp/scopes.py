@@ -39,9 +39,11 @@ def refuses(scope: Scope, message: object) -> bool:
     and the server refuses it readably (``check``)."""
     if scope == "cards:write" or not isinstance(message, dict):
         return False
-    if message.get("method") != "tools/call" or not isinstance(message.get("params"), dict):
+    params = message.get("params")
+    if message.get("method") != "tools/call" or not isinstance(params, dict):
         return False
-    return message["params"].get("name") not in READ_TOOLS
+    name = params.get("name")
+    return isinstance(name, str) and name not in READ_TOOLS  # else the SDK refuses it
 
 
 def offered(tools: Sequence[MCPTool]) -> list[MCPTool]:
