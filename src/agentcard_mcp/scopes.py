@@ -39,11 +39,9 @@ def refuses(scope: Scope, message: object) -> bool:
     and the server refuses it readably (``check``)."""
     if scope == "cards:write" or not isinstance(message, dict):
         return False
-    params = message.get("params")
-    if message.get("method") != "tools/call" or not isinstance(params, dict):
+    if message.get("method") != "tools/call" or not isinstance(message.get("params"), dict):
         return False
-    name = params.get("name")
-    return isinstance(name, str) and name not in READ_TOOLS  # else the SDK refuses it
+    return message["params"].get("name") not in READ_TOOLS
 
 
 def offered(tools: Sequence[MCPTool]) -> list[MCPTool]:
