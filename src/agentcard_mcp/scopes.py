@@ -21,7 +21,7 @@ from mcp.types import Tool as MCPTool
 
 from .keys import Scope
 
-__all__ = ["READ_TOOLS", "allows", "check", "granted", "offered", "refuses"]
+__all__ = ["READ_TOOLS", "allows", "check", "granted", "offered"]
 
 # What a cards:read key may call; everything else needs cards:write.
 READ_TOOLS = frozenset({"get_limits", "list_cards", "get_card", "read_ledger"})
@@ -31,17 +31,6 @@ granted: ContextVar[Scope] = ContextVar("granted", default="cards:write")
 
 def allows(tool: str) -> bool:
     return granted.get() == "cards:write" or tool in READ_TOOLS
-
-
-def refuses(scope: Scope, message: object) -> bool:
-    """Whether ``message`` (a JSON-RPC message, parsed) is a tool call ``scope`` does not allow:
-    the HTTP layer then takes no rate-limit token for it (DESIGN §10 checks scope before rate),
-    and the server refuses it readably (``check``)."""
-    if scope == "cards:write" or not isinstance(message, dict):
-        return False
-    if message.get("method") != "tools/call" or not isinstance(message.get("params"), dict):
-        return False
-    return message["params"].get("name") not in READ_TOOLS
 
 
 def offered(tools: Sequence[MCPTool]) -> list[MCPTool]:

@@ -8,13 +8,13 @@ Every request is checked in ClawHQ's order (issuer-docs/clawhq-api-keys.txt):
 2. **hash lookup** — the SHA-256 digest against the key store, on every request, so a key
    revoked anywhere is refused on its next one; a session (``Mcp-Session-Id``, or SSE's
    ``session_id``, in canonical form) answers only the key that opened it (sessions.py);
-3. **scope** — a tool call the key's scope does not allow takes no rate-limit token: it goes on
-   to the MCP server, which refuses it (``agentcard_mcp.scopes``) as a JSON-RPC error its
-   client shows the agent (a 403 at this door would reach the agent as "Server returned an
-   error response"); a ``cards:read`` key is offered only the read tools in the first place;
-4. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After;
+3. **rate limit** — the key's requests per minute (a token bucket), else 429 with Retry-After;
    a POST's body is read first (body.py), and one too large or not JSON within the depth limit
-   is refused after its token is taken.
+   is refused after its token is taken;
+4. **scope** — by the MCP server itself (``agentcard_mcp.scopes``), from the key's scope set
+   here: a ``cards:read`` key is offered only the read tools, and its write call is refused as
+   a JSON-RPC error its client shows the agent. (A 403 at this door would reach the agent as
+   "Server returned an error response".)
 
 Refusals are ``{"error": "...", "code": "...", "status": N}`` (refusal.py). The key's id becomes
 the audit log's ``caller`` for the calls it makes, and with the transport and the key's
@@ -29,7 +29,6 @@ one key store, one bucket per key, one session's binding seen by all.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from typing import TypedDict
@@ -89,8 +88,7 @@ class KeyAuth:
             session_id, body, malformed = await self._read_request(
                 storage, scope, receive, key, headers
             )
-            if malformed is not None or not _beyond_scope(key, body):
-                await self._check_rate(storage.rates, key)  # malformed input spends one too
+            await self._check_rate(storage.rates, key)  # malformed input spends a token too
             if malformed is not None:
                 log.warning(
                     "refused a request from key %s to %r: %s",  # %r: one line whatever the path
@@ -233,12 +231,3 @@ def _storage(scope: Scope) -> Storage:
     if not isinstance(storage, Storage):
         raise RuntimeError("KeyAuth needs the app's lifespan to yield AuthState (see http.app)")
     return storage
-
-
-def _beyond_scope(key: ApiKey, body: bytes) -> bool:
-    """A tool call the key's scope does not allow (checked before the rate limit, DESIGN §10):
-    it goes on to the server, which refuses it as a JSON-RPC error the agent can read, and
-    takes no token. Only a key without cards:write has a body to look at here."""
-    if key.scope == "cards:write" or not body:
-        return False
-    return scopes.refuses(key.scope, json.loads(body))
