@@ -248,17 +248,19 @@ class Budget:
             # An issuer that cannot list its cards (ClawdCards) cannot say whether a lost
             # creation landed: its reservation is released with the others below.
             await self.observe(*await _all_cards(issuer))
-        for reservation in stale:
-            if reservation.card_id is None:
-                await self._settle(reservation.id, None)
+        # Each is settled only as found: a retry may take one over while this looks at the issuer.
+        for found in stale:
+            if found.card_id is None:
+                await self.store.settle(found.id, None, found=found)
                 continue
             try:
-                card = await issuer.get_card(reservation.card_id)
+                card = await issuer.get_card(found.card_id)
             except NotFound:
                 # Gone at the issuer (a close that landed): it commits only what it spent.
-                await self.store.settle(reservation.id, await self._closed(reservation.card_id))
+                closed = await self._closed(found.card_id)
+                await self.store.settle(found.id, closed, found=found)
                 continue
-            await self._settle(reservation.id, card)
+            await self.store.settle(found.id, record_of(card, self.today()), found=found)
 
     async def _closed(self, card_id: str) -> CardRecord | None:
         known = await self.store.record(card_id)

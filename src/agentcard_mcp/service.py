@@ -190,9 +190,17 @@ class CardService:
                 raise
             if await self._replayed(idempotency_key, request):
                 return guardrails.ALLOWED
+            if not self._asks_again_safely():
+                raise
             if await self.budget.store.lost(_kept_as(idempotency_key)) != _digest(request):
                 raise
             return self._check_create(request, DayTotals(self.budget.today(), 0, 0, 0))
+
+    def _asks_again_safely(self) -> bool:
+        """Whether a create whose outcome was lost may simply be asked again with its key (the
+        issuer answers with the card it made, if it made one) — else the retry waits for the
+        lost one to be reconciled (issuer_unavailable meanwhile)."""
+        return Capability.IDEMPOTENT_CREATE in self.issuer.capabilities
 
     def _check_create(self, request: CreateCard, others: DayTotals) -> Verdict:
         return guardrails.check_create(
@@ -295,7 +303,8 @@ class CardService:
         # told so (KeyTaken) rather than counted as a second card.
         kept = None if idempotency_key is None else _kept_as(idempotency_key)
         digest = _digest(request)
-        hold = Hold(None, request.daily_limit_cents, active=True, key=kept, digest=digest)
+        hold = Hold(None, request.daily_limit_cents, active=True, key=kept, digest=digest,
+                    take_over=self._asks_again_safely())  # fmt: skip
         async with self.budget.hold(hold, self.issuer, check) as landing:
             # Approval after the reservation: one that the ceilings then refuse is not burnt.
             await self._settle(request, verdict, call)
@@ -542,8 +551,9 @@ def _retry_of(digest: str, card_id: str | None, request: CreateCard) -> str:
         )
     if card_id is None:
         raise IssuerUnavailable(
-            "a create_card with this idempotency_key is still in progress; repeat this exact "
-            "call, with the same idempotency_key, in a few seconds to get its card (a new key "
+            "a create_card with this idempotency_key is still in progress (or its outcome "
+            "is still being checked with the issuer); repeat this exact call, with the same "
+            "idempotency_key, in a few seconds to get its card, or call list_cards (a new key "
             "would ask for a second card)."
         )
     return card_id

@@ -93,12 +93,47 @@ async def test_a_retry_takes_over_the_disowned_reservation_of_its_own_request_on
     with pytest.raises(KeyTaken):  # the key reused for another request
         await store.reserve(replace(KEYED, digest="digest-b"), allow, day=TODAY, owner=OWNER,
                             now=NOW, lease_s=LEASE_S)  # fmt: skip
-    retry = await keyed(store, owner="host-b:7:beef0002")
+    retry = await keyed(store, replace(KEYED, take_over=True), owner="host-b:7:beef0002")
     assert (retry.id, retry.owner) == (lost.id, "host-b:7:beef0002")
     assert retry.settle_after == NOW + timedelta(seconds=LEASE_S)
     assert [r.id for r in await store.reservations()] == [lost.id]
     assert (await store.totals(TODAY)).committed_cents == 2000  # still counted once
     assert await store.lost("k1") is None  # owned again
+
+
+async def test_where_the_issuer_may_make_a_second_card_a_lost_key_waits_for_reconciliation(
+    store: BudgetStore,
+) -> None:
+    """An issuer that does not make one card per key (agent-card.sh, ClawdCards): asking it
+    again could make a second card, so the retry is told the key is taken until the lost
+    create is reconciled."""
+    lost = await keyed(store)
+    await store.disown(lost.id, NOW + timedelta(seconds=60))
+    with pytest.raises(KeyTaken) as taken:
+        await store.reserve(KEYED, allow, day=TODAY, owner="host-b:7:beef0002", now=NOW,
+                            lease_s=LEASE_S)  # fmt: skip
+    assert (taken.value.digest, taken.value.card_id) == ("digest-a", None)
+    [still] = await store.reservations()
+    assert (still.id, still.owner) == (lost.id, "")
+    await store.settle(lost.id, None, found=still)  # reconciled: nothing was made
+    assert (await keyed(store)).id != lost.id  # the key is free again
+
+
+async def test_a_reconciler_settles_a_reservation_only_as_it_found_it(store: BudgetStore) -> None:
+    """A reconciler finds a lost create stale and asks the issuer; meanwhile a retry takes the
+    reservation over. The reconciler's settle then leaves it to the retry, which counts it
+    and records its card."""
+    lost = await keyed(store)
+    await store.disown(lost.id, NOW - timedelta(seconds=1))  # stale already
+    [found] = await store.reservations()
+    retry = await keyed(store, replace(KEYED, take_over=True), owner="host-b:7:beef0002")
+    await store.settle(found.id, None, found=found)  # the reconciler, too late: nothing
+    assert [r.owner for r in await store.reservations()] == ["host-b:7:beef0002"]
+    assert (await store.totals(TODAY)).committed_cents == 2000
+    await store.settle(retry.id, card("card_r", limit=2000))  # the retry's own settle
+    assert await store.reservations() == []
+    assert (await store.record("card_r")) is not None
+    assert (await store.totals(TODAY)).committed_cents == 2000
 
 
 async def test_a_budget_db_made_before_reservations_held_keys_gains_them_keeping_its_own(

@@ -56,6 +56,7 @@ C = Capability
 _AGENTCARD = frozenset({
     C.CREATE_CARD, C.GET_CARD, C.LIST_CARDS, C.FREEZE, C.UNFREEZE, C.SET_POLICY, C.CLOSE,
     C.LEDGER, C.AGENT_LEDGER, C.USAGE, C.SIMULATE, C.DAILY_LIMIT, C.CATEGORIES,
+    C.IDEMPOTENT_CREATE,
 })  # fmt: skip
 
 # Every ClawdCards card is single-use with one merchant category; its amount is both limits.
@@ -66,7 +67,7 @@ _CLAWDCARDS = frozenset({
 
 _PROXY = frozenset({
     C.CREATE_CARD, C.GET_CARD, C.LIST_CARDS, C.FREEZE, C.UNFREEZE, C.CLOSE, C.LEDGER,
-    C.DAILY_LIMIT, C.SINGLE_USE, C.TTL,
+    C.DAILY_LIMIT, C.SINGLE_USE, C.TTL, C.IDEMPOTENT_CREATE,
 })  # fmt: skip
 
 REGISTRY: dict[str, IssuerInfo] = {

@@ -59,6 +59,10 @@ class Capability(StrEnum):
     SINGLE_USE = "single_use"
     TTL = "ttl"
     MERCHANT_BLOCKLIST = "merchant_blocklist"
+    # The issuer makes one card for one Idempotency-Key however often the create is sent, so a
+    # retry after an unknown outcome may simply ask again (agent-card.sh and ClawdCards
+    # document no such key).
+    IDEMPOTENT_CREATE = "idempotent_create"
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,10 @@ class Hold:
     # in flight, or once it made its card, no other may start (``KeyTaken``).
     key: str | None = None
     digest: str = ""
+    # Whether a retry may take over the reservation of a write with the same key and digest
+    # whose outcome was left unknown: only where the issuer makes one card for one key however
+    # often it is asked (else asking again could make a second card the budget never counts).
+    take_over: bool = False
 
 
 class KeyTaken(Exception):
@@ -137,14 +141,19 @@ class BudgetStore(Protocol):
         """In one transaction: the totals without the card, ``check``, then the reservation.
         None (nothing written) while the card already has a reservation in flight. With a
         ``hold.key`` (checked first: a retry is not a new card): the reservation of a write
-        with that key and digest whose outcome was left unknown (disowned) is taken over,
-        unchecked, as it already counts; a key otherwise taken is ``KeyTaken``."""
+        with that key and digest whose outcome was left unknown (disowned) is taken over when
+        ``hold.take_over``, unchecked, as it already counts; a key otherwise taken is
+        ``KeyTaken``."""
         ...
 
-    async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
+    async def settle(
+        self, reservation_id: str, card: CardRecord | None, *, found: Reservation | None = None
+    ) -> None:
         """In one transaction: the card's record replaced by ``card`` (when given; a day's spend
         never goes down, whatever the issuer reports of a closed card) and the
-        reservation removed. ``settle(id, None)`` releases it."""
+        reservation removed. ``settle(id, None)`` releases it. ``found``: a reconciler settles
+        the reservation only as it found it stale — nothing if it has since changed hands (a
+        retry took it over) or been disowned anew."""
         ...
 
     async def disown(self, reservation_id: str, settle_after: datetime) -> None:

@@ -140,7 +140,7 @@ class PostgresBudget:
         if hold.key is None:
             return None
         params = (owner, until, self.account, hold.key, hold.digest)
-        if row := await (await conn.execute(_TAKE_OVER, params)).fetchone():
+        if hold.take_over and (row := await (await conn.execute(_TAKE_OVER, params)).fetchone()):
             return _reservation(row)
         if taken := await self._recall(conn, hold.key, now - IDEMPOTENCY_WINDOW, disowned=True):
             raise KeyTaken(*taken)
@@ -187,12 +187,21 @@ class PostgresBudget:
             )  # fmt: skip
             return reservation
 
-    async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
+    async def settle(
+        self, reservation_id: str, card: CardRecord | None, *, found: Reservation | None = None
+    ) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             await self._lock(conn)
-            cursor = await conn.execute(
-                "DELETE FROM budget_reservations WHERE id = %s", (reservation_id,)
-            )
+            if found is None:
+                cursor = await conn.execute(
+                    "DELETE FROM budget_reservations WHERE id = %s", (reservation_id,)
+                )
+            else:
+                cursor = await conn.execute(
+                    "DELETE FROM budget_reservations "
+                    "WHERE id = %s AND owner = %s AND settle_after = %s",
+                    (reservation_id, found.owner, found.settle_after),
+                )
             # Settled already (two reconcilers raced): the card may have moved on since.
             if card is not None and cursor.rowcount:
                 await conn.execute(_UPSERT, _values(self.account, card))

@@ -175,7 +175,8 @@ def _key_taken(
     None."""
     if hold.key is None:
         return None
-    if conn.execute(TAKE_OVER, (owner, _iso(until), account, hold.key, hold.digest)).rowcount:
+    taking = (owner, _iso(until), account, hold.key, hold.digest)
+    if hold.take_over and conn.execute(TAKE_OVER, taking).rowcount:
         row = conn.execute(
             "SELECT * FROM budget_reservations WHERE account = ? AND idem_key = ?",
             (account, hold.key),
@@ -239,11 +240,16 @@ class SqliteBudget:
 
         return await self._db.transaction(write)
 
-    async def settle(self, reservation_id: str, card: CardRecord | None) -> None:
+    async def settle(
+        self, reservation_id: str, card: CardRecord | None, *, found: Reservation | None = None
+    ) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            deleted = conn.execute(
-                "DELETE FROM budget_reservations WHERE id = ?", (reservation_id,)
-            ).rowcount
+            sql = "DELETE FROM budget_reservations WHERE id = ?"
+            params: tuple[str, ...] = (reservation_id,)
+            if found is not None:
+                sql += " AND owner = ? AND settle_after = ?"
+                params += (found.owner, _iso(found.settle_after))
+            deleted = conn.execute(sql, params).rowcount
             # Settled already (two reconcilers raced): the card may have moved on since.
             if card is not None and deleted:
                 conn.execute(UPSERT, _values(self.account, card))
