@@ -164,3 +164,12 @@ def test_a_card_split_at_any_place_over_neighbours_never_passes_the_quick_check(
     text = pydantic_core.to_json(data, indent=2).decode()
     if mask_all(text) != text or _walk(data, depth=_CHECKED_DEPTH + 1) is not data:
         assert not clean_json_text(text)
+
+
+def test_cid_code_written_as_one_word_stops_the_quick_check() -> None:
+    """The full masking reads "cid" + "code" as a CVC label; the quick check must not pass it."""
+    from agentcard_mcp.redaction import redact_text
+
+    for text in ("cidcode: 123", "CIDcode 1234", "cidCode: 123", "CIDCODE=1234"):
+        assert "123" not in redact_text(text)
+    assert redact_text("cidr 10.0.0.0/8") == "cidr 10.0.0.0/8"

@@ -75,3 +75,32 @@ def test_text_that_is_not_the_sdk_json_of_the_data_is_masked_as_text() -> None:
     assert text_of(masked) == f"card {MASK} 1111 declined"
     assert isinstance(masked, CallToolResult)
     assert masked.structured_content is data
+
+
+def test_a_card_split_over_values_with_spaces_at_their_edges_is_masked_in_data_and_text() -> None:
+    """The walk strips a piece's spaces; the quick check once wanted a digit right at the
+    quote, so these passed it and came back whole (a review finding)."""
+    groups = [VISA[i : i + 4] for i in range(0, 16, 4)]
+    for data in (
+        {"nickname": f"{groups[0]} {groups[1]} ", "memo": f"{groups[2]} {groups[3]}"},
+        {"a": f"{groups[0]} {groups[1]}", "b": f"     {groups[2]} {groups[3]}"},
+        {"a": f"{groups[0]} ", "b": f"{groups[1]} ", "c": f"{groups[2]} ", "d": groups[3]},
+    ):
+        out = _redacted(sdk_result(data))
+        assert isinstance(out, CallToolResult)
+        joined = "".join(str(v) for v in (out.structured_content or {}).values())
+        assert VISA not in joined.replace(" ", "")
+        assert VISA not in text_of(out).replace(" ", "").replace('"', "").replace(",", "")
+        assert MASK in text_of(out)
+
+
+def test_a_label_written_as_a_key_with_its_punctuation_is_a_card_field() -> None:
+    for key, value in (("cvc:", "123"), ("exp.", "09/31"), ("Valid thru:", "09/31"),
+                       ("Exp:", "0931"), (" CVV2 - ", "1234")):  # fmt: skip
+        out = _redacted(sdk_result({"card": {key: value}}))
+        assert isinstance(out, CallToolResult)
+        assert value not in json.dumps(out.structured_content)
+        assert value not in text_of(out)
+    kept = _redacted(sdk_result({"_id": "card_12", "note:": "thanks"}))
+    assert isinstance(kept, CallToolResult)
+    assert kept.structured_content == {"_id": "card_12", "note:": "thanks"}

@@ -28,6 +28,8 @@ __all__ = ["FrontDoor", "endpoint"]
 def endpoint(transport: Starlette, path: str) -> ASGIApp | None:
     """The ASGI app the transport's own router would hand a request to ``path`` (any method),
     if that is all the router would do with it: a plain ASGI endpoint, no route middleware."""
+    if transport.user_middleware:
+        return None  # the transport's own middleware (the SDK's auth, if configured) must run
     for route in transport.routes:
         if isinstance(route, Route) and route.path == path:
             plain = route.methods is None and route.app is route.endpoint

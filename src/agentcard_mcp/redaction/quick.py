@@ -53,7 +53,7 @@ def _not_followed_by(tail: str) -> str:
 HINTS: tuple[tuple[str, str], ...] = (
     ("cv", ""),
     ("csc", ""),
-    ("cid", "(?:$|[^A-Za-z])"),  # not "cidr"
+    ("cid", "(?:$|[^A-Za-z]|[cC][oO][dD][eE])"),  # not "cidr"; "cidcode" is a CVC label
     ("pan", ""),
     ("number", ""),
     ("cardnumber", ""),
@@ -88,7 +88,8 @@ _NO_TIMESTAMP = (
     rf"|{_MARK}{{9}}(?:[^T ]|$)"  # ten, and no T or space after them
     rf"|{_MARK}{{9}}[T ](?:{_NOT_MARK}|$))"  # ten, a T, and no mark after it
 )
-SPLIT_EDGE = rf'{_MARK}",{_SPACE}"[^"]{{0,64}}"{_SPACE}:{_SPACE}"[ \t]{{0,4}}{_MARK}{_NO_TIMESTAMP}'
+# Spaces may stand at a value's edges, any number: the walk strips them from each piece.
+SPLIT_EDGE = rf'{_MARK} *",{_SPACE}"[^"]{{0,64}}"{_SPACE}:{_SPACE}" *{_MARK}{_NO_TIMESTAMP}'
 
 
 def _hints() -> str:

@@ -37,13 +37,16 @@ _CARD_FIELDS = frozenset(
     }
 )  # fmt: skip
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # as the quick check (quick.HINTS) reads it
+_KEY_EDGES = string.punctuation + string.whitespace
 
 
 @functools.lru_cache(maxsize=4096)
 def is_card_field(key: str) -> bool:
     """Whether a field of this name holds card details, whatever its spelling
     (``cardNumber``, ``CVV2``, ``expiration-month``, ``expiryDate``)."""
-    name = _CAMEL.sub("_", key.strip()).lower().replace("-", "_").replace(" ", "_")
+    # A label written as a key keeps its punctuation ("cvc:", "exp.", "Valid thru:").
+    bare = key.strip(_KEY_EDGES)
+    name = _CAMEL.sub("_", bare).lower().replace("-", "_").replace(" ", "_")
     return (
         name in _CARD_FIELDS
         or name.startswith(("expiration", "expiry", "card_number", "security_code"))
@@ -246,7 +249,7 @@ def clean_json_text(text: str) -> bool:
 # first, in C.
 _EDGE_MARKS = b"0123456789!#$%&'()*+-./;<=>?@^_`|~"  # digits and the separators JSON leaves be
 _DIGITS_AS_ZERO = bytes.maketrans(_EDGE_MARKS, b"0" * len(_EDGE_MARKS))
-_SPLIT_SHAPE = re.compile(rb'0",\s*"[^"]{0,64}"\s*:\s*"[ \t]{0,4}0(?!0{9}[T ]0)')
+_SPLIT_SHAPE = re.compile(rb'0 *",\s*"[^"]{0,64}"\s*:\s*" *0(?!0{9}[T ]0)')
 _DATE_OR_TIME = re.compile(
     r"(?<![0-9])(?:[0-9]{4}-[01][0-9]-[0-3][0-9]|[0-2]?[0-9]:[0-5][0-9])(?![0-9])"
 )
@@ -269,7 +272,10 @@ def _split_hint(text: str) -> bool:
         after, end = _digits_forward(text, start)
         if before + after >= MIN_PAN:
             return True
-        if text[start - 1] == '"' and _SPLIT_SHAPE.match(digits_as_zero, end - 1):
+        last = end - 1
+        while last > start and text[last] == " ":
+            last -= 1  # spaces at the value's end, as the walk strips them
+        if text[start - 1] in '" ' and _SPLIT_SHAPE.match(digits_as_zero, last):
             return True  # all digits, and a digit-led string next: a chain of pieces
     return False
 

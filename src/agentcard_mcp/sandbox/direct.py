@@ -7,7 +7,7 @@ gathered back into a response. For the embedded sandbox that was four fifths of 
 (a card read is ~15 µs of SQLite inside ~85 µs of transport). Here a request that matches a
 route fully is a direct call of that route's endpoint with a Starlette ``Request``; its errors
 go to the app's own exception handlers, as ``ExceptionMiddleware`` would send them. Anything
-else — no route, a wrong method (405 with its ``Allow``), a streaming response — is handed to
+else — no route, a wrong method (405 with its ``Allow``) — is handed to
 ``httpx.ASGITransport``, so every answer is the app's, byte for byte.
 """
 
@@ -49,11 +49,11 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         scope = self._scope(request)
         endpoint = self._endpoint(scope)
         if endpoint is None:
-            return await self.fallback.handle_async_request(request)
+            answer = await self.fallback.handle_async_request(request)
+            answer.request = request  # as the client would set it
+            return answer
         body = await request.aread()
         response = await self._call(endpoint, Request(scope, _receive_once(body)))
-        if response is None:
-            return await self.fallback.handle_async_request(request)
         return httpx.Response(
             response.status_code, headers=response.raw_headers, content=bytes(response.body),
             request=request,
@@ -102,15 +102,16 @@ class InProcessTransport(httpx.AsyncBaseTransport):
                 return None
         return None
 
-    async def _call(self, endpoint: Any, request: Request) -> Response | None:
-        """The endpoint's response, or the app's exception handler's for what it raised; None
-        for a response that is not a plain body (left to the ASGI path)."""
+    async def _call(self, endpoint: Any, request: Request) -> Response:
+        """The endpoint's response, or the app's exception handler's for what it raised. The
+        sandbox's endpoints answer plain bodies; one that streamed could not be answered again
+        through ASGI without acting twice, so it is an error here."""
         try:
             response = await endpoint(request)
         except Exception as exc:
             response = await self._handled(request, exc)
         if isinstance(response, StreamingResponse) or not isinstance(response, Response):
-            return None
+            raise TypeError(f"{request.url.path}: not a plain response ({type(response).__name__})")
         return response
 
     async def _handled(self, request: Request, exc: Exception) -> Response:
