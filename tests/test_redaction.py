@@ -383,3 +383,18 @@ def test_clean_data_with_keys_seen_before_as_other_objects_comes_back_as_the_sam
     redact(first)
     again = json.loads('{"merchant_name_x": "b", "n": "2026-11-22T10:00:00.123456Z"}')
     assert redact(again) is again
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u034f", "\ufe0f", "\U000e0100", "\u2066", "\u115f", "\u3164", "\U000e0031", "\u2800"],
+)
+def test_a_character_no_reader_sees_inside_a_card_number_does_not_hide_it(hidden: str) -> None:
+    """Unicode's default-ignorable characters (joiners, variation selectors, bidi isolates,
+    tags) are dropped and the blank fillers read as a space before a card number is looked
+    for (a review finding: only a few zero-width characters were)."""
+    text = f"card 4{hidden}111 1111{hidden}1111 1111 ok"
+    masked = redact_text(text)
+    digits = "".join(ch for ch in masked if ch.isdigit())
+    assert "4111111111111111" not in digits
+    assert "••••" in masked

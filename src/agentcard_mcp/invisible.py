@@ -16,7 +16,7 @@ from __future__ import annotations
 import unicodedata
 from bisect import bisect_right
 
-__all__ = ["blank", "escape", "hidden"]
+__all__ = ["FILLERS", "blank", "escape", "hidden", "ignorable_class"]
 
 # Default_Ignorable_Code_Point (DerivedCoreProperties-17.0.0.txt), as inclusive ranges.
 _DEFAULT_IGNORABLE = (
@@ -27,8 +27,9 @@ _DEFAULT_IGNORABLE = (
     (0xE0000, 0xE0FFF),
 )  # fmt: skip
 _STARTS = [start for start, _ in _DEFAULT_IGNORABLE]
-# Not default-ignorable, yet drawn as nothing: the fillers that stand in for a space.
+# Drawn as nothing, standing in for a space (some are default-ignorable too, U+2800 is not).
 _BLANK = frozenset({"\u2800", "\u115f", "\u1160", "\u3164", "\uffa0"})
+FILLERS = _BLANK
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Me"})
 # After this many combining marks on one letter, the rest are escaped: a stack of them draws
 # over the lines above and below.
@@ -38,6 +39,15 @@ _MAX_MARKS = 2
 def _default_ignorable(cp: int) -> bool:
     i = bisect_right(_STARTS, cp) - 1
     return i >= 0 and cp <= _DEFAULT_IGNORABLE[i][1]
+
+
+def ignorable_class() -> str:
+    """A regular expression's character class of the Default_Ignorable code points."""
+    ranges = "".join(
+        chr(start) if start == end else f"{chr(start)}-{chr(end)}"
+        for start, end in _DEFAULT_IGNORABLE
+    )
+    return f"[{ranges}]"
 
 
 def blank(ch: str) -> bool:

@@ -21,13 +21,18 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 
+from .. import invisible
 from .pans import MASK, mask_chains
 from .quick import may_need_masking
 
 __all__ = ["clean_ascii", "normalize", "redact_text"]
 
 # Zero-width and bidi formatting characters: invisible, so they may sit inside a number.
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Unicode's default-ignorable characters (joiners, bidi controls, variation selectors, tags):
+# dropped, so "4<U+034F>111 1111 ..." is read as the card number a reader sees. The fillers
+# that stand in for a space (U+3164, U+2800, ...) are read as one.
+_INVISIBLE = re.compile(invisible.ignorable_class())
+_FILLERS = {ord(c): " " for c in invisible.FILLERS}
 # JSON escapes, however often escaped again ('{"n": "4111\\n1111..."}' inside a string): an
 # escaped digit, space or separator is one to whoever reads it.
 _ESCAPED = re.compile(r'\\{1,8}(?:([nrtfb/"])|u([0-9a-fA-F]{4}))')
@@ -58,7 +63,8 @@ _UNICODE_DIGITS = _Digits()
 def normalize(text: str) -> str:
     """ASCII digits for whatever Unicode spelling the text used: NFKC folds fullwidth digits
     and odd spaces, other scripts' digits are mapped here, invisible characters dropped."""
-    folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).translate(_DASHES)
+    visible = _INVISIBLE.sub("", text.translate(_FILLERS))
+    folded = unicodedata.normalize("NFKC", visible).translate(_DASHES)
     return folded if folded.isascii() else folded.translate(_UNICODE_DIGITS)
 
 
