@@ -41,11 +41,13 @@ def _default_ignorable(cp: int) -> bool:
     return i >= 0 and cp <= _DEFAULT_IGNORABLE[i][1]
 
 
-def ignorable_class() -> str:
-    """A regular expression's character class of the Default_Ignorable code points."""
+def ignorable_class(*, astral: bool) -> str:
+    """A regular expression's character class of the Default_Ignorable code points in the
+    Basic Multilingual Plane, or (``astral``) beyond it."""
     ranges = "".join(
         chr(start) if start == end else f"{chr(start)}-{chr(end)}"
         for start, end in _DEFAULT_IGNORABLE
+        if (start > 0xFFFF) == astral
     )
     return f"[{ranges}]"
 
