@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.buffered import BufferedByteReceiveStream
+from mcp.types.version import LATEST_HANDSHAKE_VERSION
 
 __all__ = ["SCRIPT", "RawSession", "clean_env", "collect"]
 
@@ -49,6 +50,16 @@ class RawSession:
         while ident not in self.responses:
             await self._read_line()
         return self.responses[ident]
+
+    async def handshake(self, ident: int, client: str) -> dict[str, Any]:
+        """``initialize`` (its response returned) and ``notifications/initialized``."""
+        response = await self.request(ident, "initialize", {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": client, "version": "0"},
+        })  # fmt: skip
+        await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return response
 
     async def call(self, ident: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         response = await self.request(ident, "tools/call", {"name": tool, "arguments": arguments})

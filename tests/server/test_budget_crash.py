@@ -23,7 +23,6 @@ import anyio
 import anyio.to_thread
 import pytest
 from anyio.abc import Process
-from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import SecretStr
 
 from agentcard_mcp.settings import Settings
@@ -181,13 +180,8 @@ async def stdio_server(env: dict[str, str], cwd: Path) -> AsyncIterator[Server]:
         assert process.stderr is not None
         tasks.start_soon(collect, process.stderr, stderr)
         session = RawSession(process)
-        init = await session.request(1, "initialize", {
-            "protocolVersion": LATEST_HANDSHAKE_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "crash-test", "version": "0"},
-        })  # fmt: skip
+        init = await session.handshake(1, "crash-test")
         assert "result" in init, b"".join(stderr).decode()
-        await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         server = Server(process, session)
         try:
             yield server

@@ -14,7 +14,6 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import SecretStr
 
 from agentcard_mcp.redaction import MASK
@@ -115,12 +114,7 @@ async def test_a_real_stdio_session_leaks_nothing_on_stdout_stderr_or_the_audit_
             assert process.stderr is not None
             tasks.start_soon(collect, process.stderr, stderr)
             session = RawSession(process)
-            await session.request(0, "initialize", {
-                "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "leak-scan", "version": "0"},
-            })  # fmt: skip
-            await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await session.handshake(0, "leak-scan")
             ids = itertools.count(1)
 
             async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:

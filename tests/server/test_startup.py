@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from agentcard_mcp.cli import main
 from tests.server.stdio_session import RawSession, clean_env, collect
@@ -69,12 +68,7 @@ async def served_once(home: Path, cwd: Path) -> dict[str, Any]:
             assert process.stderr is not None
             tasks.start_soon(collect, process.stderr, stderr)
             session = RawSession(process)
-            await session.request(1, "initialize", {
-                "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "startup-test", "version": "0"},
-            })  # fmt: skip
-            await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await session.handshake(1, "startup-test")
             limits = await session.call(2, "get_limits", {})
             assert limits["isError"] is False
             assert limits["structuredContent"]["issuer"] == "sandbox"

@@ -159,15 +159,10 @@ async def test_raw_stdio_carries_only_json_rpc_and_logs_go_to_stderr(tmp_path: P
             tasks.start_soon(collect, process.stderr, stderr)
             session = RawSession(process)
 
-            init = await session.request(1, "initialize", {
-                "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "raw-test", "version": "0"},
-            })  # fmt: skip
+            init = await session.handshake(1, "raw-test")
             assert init["result"]["protocolVersion"] == LATEST_HANDSHAKE_VERSION
             assert init["result"]["serverInfo"]["name"] == "agentcard-mcp"
             assert "tools" in init["result"]["capabilities"]
-            await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
             listing = await session.request(2, "tools/list")
             names = {tool["name"] for tool in listing["result"]["tools"]}
